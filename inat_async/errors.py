@@ -1,0 +1,71 @@
+"""The one exception tree of inat-async.
+
+Every error the library raises on purpose derives from :class:`InatError`, so an
+embedding program can catch everything with one ``except`` and the CLI can turn
+any of them into one clear line::
+
+    InatError
+    ├── UsageError            bad arguments or input, found before anything is downloaded
+    │   └── SpeciesFileError  an unreadable or malformed species.csv
+    ├── ApiError              the API answered with an error, or not at all, after retries
+    │   └── ResponseShapeError  the answer was not the JSON we expect (after retries)
+    ├── OutputConflictError   the output folder holds a dataset made with other settings
+    ├── StorageError          the output folder or the state store cannot be written
+    └── LimitsError           the shared limits store cannot be used
+
+Failed photos are *data*, not exceptions: they are recorded with their reason and the
+run goes on (see :class:`inat_async.events.PhotoFailed`).
+"""
+
+from __future__ import annotations
+
+
+class InatError(Exception):
+    """Base of every error raised on purpose by inat-async.
+
+    ``context`` carries what the user needs to act (species, observation id, URL);
+    ``str(error)`` renders the message followed by that context on one line.
+    """
+
+    def __init__(self, message: str, **context: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = {key: value for key, value in context.items() if value is not None}
+
+    def __str__(self) -> str:
+        if not self.context:
+            return self.message
+        details = ", ".join(f"{key}={value}" for key, value in self.context.items())
+        return f"{self.message} ({details})"
+
+
+class UsageError(InatError):
+    """Bad arguments or input: nothing was downloaded or created."""
+
+
+class SpeciesFileError(UsageError):
+    """The species list cannot be read or has the wrong shape."""
+
+
+class ApiError(InatError):
+    """The API answered with an error status, or could not be reached, after retries."""
+
+    def __init__(self, message: str, *, status: int | None = None, **context: object) -> None:
+        super().__init__(message, status=status, **context)
+        self.status = status
+
+
+class ResponseShapeError(ApiError):
+    """The API answered, but not with the JSON shape we rely on."""
+
+
+class OutputConflictError(InatError):
+    """The output folder already holds a dataset downloaded with other settings."""
+
+
+class StorageError(InatError):
+    """A file or the state store in the output folder cannot be written (permissions, full disk)."""
+
+
+class LimitsError(InatError):
+    """The shared limits store cannot be opened or written."""

@@ -1,0 +1,251 @@
+"""Typed, defensive parsing of the API's taxa, observations and photos.
+
+The API may leave out or null any field; parsing never raises on a missing or odd
+value, it yields ``None`` instead. Only a result with no usable ``id`` is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+# `/photos/<id>/<size>.<ext>`: every real photo URL has this; placeholders do not.
+_PHOTO_PATH = re.compile(r"/photos/(\d+)/([A-Za-z]+)(\.[^/]*)?$")
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _str(value: object) -> str | None:
+    if isinstance(value, str) and value != "":
+        return value
+    return None
+
+
+def _map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Taxon:
+    id: int
+    name: str
+    rank: str | None = None
+    is_active: bool = True
+    matched_term: str | None = None
+    common_name: str | None = None
+    observations_count: int | None = None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Taxon | None:
+        taxon_id, name = _int(data.get("id")), _str(data.get("name"))
+        if taxon_id is None or name is None:
+            return None
+        return cls(
+            id=taxon_id,
+            name=name,
+            rank=_str(data.get("rank")),
+            is_active=data.get("is_active") is not False,
+            matched_term=_str(data.get("matched_term")),
+            common_name=_str(data.get("preferred_common_name")),
+            observations_count=_int(data.get("observations_count")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    id: int
+    url: str
+    license_code: str | None
+    attribution: str | None
+    width: int | None
+    height: int | None
+    position: int
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any], position: int) -> Photo | None:
+        """None for an item that is not a real, downloadable photo (a placeholder)."""
+        url = _str(data.get("url"))
+        if url is None:
+            return None
+        match = _PHOTO_PATH.search(urlsplit(url).path)
+        if match is None:
+            return None
+        photo_id = _int(data.get("id")) or int(match.group(1))
+        dims = _map(data.get("original_dimensions"))
+        license_code = _str(data.get("license_code"))
+        return cls(
+            id=photo_id,
+            url=url,
+            license_code=license_code.lower() if license_code else None,
+            attribution=_str(data.get("attribution")),
+            width=_int(dims.get("width")),
+            height=_int(dims.get("height")),
+            position=position,
+        )
+
+    def url_for(self, size: str) -> str:
+        """The URL of this photo in another size: only the file stem of the path changes."""
+        return photo_url_for_size(self.url, size)
+
+    @property
+    def extension(self) -> str | None:
+        """The extension the URL names, lower-cased without the dot, or None if it has none."""
+        match = _PHOTO_PATH.search(urlsplit(self.url).path)
+        ext = (match.group(3) or "") if match else ""
+        ext = ext.lstrip(".").lower()
+        return ext if ext.isalnum() else None
+
+
+def photo_url_for_size(url: str, size: str) -> str:
+    """``.../photos/1/square.jpg?123`` -> ``.../photos/1/medium.jpg?123``.
+
+    Raises ValueError for a URL that is not a photo URL (a placeholder).
+    """
+    parts = urlsplit(url)
+    match = _PHOTO_PATH.search(parts.path)
+    if match is None:
+        raise ValueError(f"not an iNaturalist photo URL: {url}")
+    path = parts.path[: match.start(2)] + size + (match.group(3) or "")
+    return urlunsplit(parts._replace(path=path))
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    id: int
+    uuid: str | None
+    quality_grade: str | None
+    license_code: str | None
+    observed_on: str | None
+    time_observed_at: str | None
+    latitude: float | None
+    longitude: float | None
+    obscured: bool | None
+    positional_accuracy: int | None
+    place_guess: str | None
+    taxon_id: int | None
+    taxon_name: str | None
+    taxon_rank: str | None
+    user_id: int | None
+    user_login: str | None
+    user_name: str | None
+    photos: tuple[Photo, ...]
+    #: How many photo items the API listed, placeholders included.
+    photo_items: int
+
+    @property
+    def url(self) -> str:
+        return f"https://www.inaturalist.org/observations/{self.id}"
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Observation | None:
+        obs_id = _int(data.get("id"))
+        if obs_id is None:
+            return None
+        latitude, longitude = _coordinates(data)
+        taxon, user = _map(data.get("taxon")), _map(data.get("user"))
+        raw_photos = data.get("photos")
+        items = raw_photos if isinstance(raw_photos, list) else []
+        photos = tuple(
+            photo
+            for position, item in enumerate(items)
+            if isinstance(item, Mapping) and (photo := Photo.from_api(item, position)) is not None
+        )
+        license_code = _str(data.get("license_code"))
+        obscured = data.get("obscured")
+        return cls(
+            id=obs_id,
+            uuid=_str(data.get("uuid")),
+            quality_grade=_str(data.get("quality_grade")),
+            license_code=license_code.lower() if license_code else None,
+            observed_on=_str(data.get("observed_on")),
+            time_observed_at=_str(data.get("time_observed_at")),
+            latitude=latitude,
+            longitude=longitude,
+            obscured=obscured if isinstance(obscured, bool) else None,
+            positional_accuracy=_int(data.get("positional_accuracy")),
+            place_guess=_str(data.get("place_guess")),
+            taxon_id=_int(taxon.get("id")),
+            taxon_name=_str(taxon.get("name")),
+            taxon_rank=_str(taxon.get("rank")),
+            user_id=_int(user.get("id")),
+            user_login=_str(user.get("login")),
+            user_name=_str(user.get("name")),
+            photos=photos,
+            photo_items=len(items),
+        )
+
+
+def _coordinates(data: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """(lat, lon) from geojson [lon, lat], else from the "lat,lon" location string."""
+    coords = _map(data.get("geojson")).get("coordinates")
+    if isinstance(coords, list) and len(coords) == 2:
+        lon, lat = _float(coords[0]), _float(coords[1])
+        if lat is not None and lon is not None:
+            return lat, lon
+    location = data.get("location")
+    if isinstance(location, str) and location.count(",") == 1:
+        lat_text, lon_text = location.split(",")
+        lat, lon = _float(lat_text), _float(lon_text)
+        if lat is not None and lon is not None:
+            return lat, lon
+    return None, None
+
+
+def parse_taxa_page(body: object) -> list[Taxon]:
+    results = _map(body).get("results")
+    if not isinstance(results, list):
+        return []
+    return [t for item in results if isinstance(item, Mapping) and (t := Taxon.from_api(item))]
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationPage:
+    total_results: int | None
+    observations: tuple[Observation, ...]
+    #: Highest id on the page, even of an item we could not use: the next `id_above`.
+    last_id: int | None
+    #: How many result items the page had (0 ends a walk).
+    size: int
+
+
+def is_result_page(body: object) -> bool:
+    """True when body has the shape of a search answer: a mapping with a list of results."""
+    return isinstance(body, Mapping) and isinstance(body.get("results"), list)
+
+
+def parse_observation_page(body: object) -> ObservationPage:
+    data = _map(body)
+    results = data.get("results")
+    items = [item for item in results if isinstance(item, Mapping)] if isinstance(results, list) else []
+    ids = [i for item in items if (i := _int(item.get("id"))) is not None]
+    observations = tuple(o for item in items if (o := Observation.from_api(item)) is not None)
+    return ObservationPage(
+        total_results=_int(data.get("total_results")),
+        observations=observations,
+        last_id=max(ids) if ids else None,
+        size=len(results) if isinstance(results, list) else 0,
+    )
