@@ -6,6 +6,7 @@ value, it yields ``None`` instead. Only a result with no usable ``id`` is droppe
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,22 +22,21 @@ def _int(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    # isdigit() alone accepts "²", on which int() raises.
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     return None
 
 
 def _float(value: object) -> float | None:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # OverflowError: an int beyond float range
+        return None
+    # "nan" and "inf" parse as floats but are no coordinates.
+    return number if math.isfinite(number) else None
 
 
 def _str(value: object) -> str | None:
@@ -91,7 +91,7 @@ class Photo:
         url = _str(data.get("url"))
         if url is None:
             return None
-        match = _PHOTO_PATH.search(urlsplit(url).path)
+        match = _photo_path(url)
         if match is None:
             return None
         photo_id = _int(data.get("id")) or int(match.group(1))
@@ -113,11 +113,23 @@ class Photo:
 
     @property
     def extension(self) -> str | None:
-        """The extension the URL names, lower-cased without the dot, or None if it has none."""
-        match = _PHOTO_PATH.search(urlsplit(self.url).path)
-        ext = (match.group(3) or "") if match else ""
-        ext = ext.lstrip(".").lower()
-        return ext if ext.isalnum() else None
+        return url_extension(self.url)
+
+
+def url_extension(url: str) -> str | None:
+    """The extension a photo URL names, lower-cased without the dot, or None if it has none."""
+    match = _photo_path(url)
+    ext = (match.group(3) or "") if match else ""
+    ext = ext.lstrip(".").lower()
+    return ext if ext.isascii() and ext.isalnum() else None
+
+
+def _photo_path(url: str) -> re.Match[str] | None:
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # e.g. "https://[bad/..." (an unclosed IPv6 bracket)
+        return None
+    return _PHOTO_PATH.search(path)
 
 
 def photo_url_for_size(url: str, size: str) -> str:
@@ -240,7 +252,9 @@ def is_result_page(body: object) -> bool:
 def parse_observation_page(body: object) -> ObservationPage:
     data = _map(body)
     results = data.get("results")
-    items = [item for item in results if isinstance(item, Mapping)] if isinstance(results, list) else []
+    items = (
+        [item for item in results if isinstance(item, Mapping)] if isinstance(results, list) else []
+    )
     ids = [i for item in items if (i := _int(item.get("id"))) is not None]
     observations = tuple(o for item in items if (o := Observation.from_api(item)) is not None)
     return ObservationPage(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 
 from .errors import UsageError
@@ -88,6 +89,8 @@ _BYTE_UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
+# Limits are persisted as SQLite integers, which stop at 2**63 - 1.
+_MAX_BYTES = 2**63 - 1
 _BYTE_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 
 
@@ -96,6 +99,8 @@ def parse_byte_size(value: str | int) -> int:
     if isinstance(value, int):
         if value <= 0:
             raise UsageError(f"byte size must be positive, got {value}")
+        if value > _MAX_BYTES:
+            raise UsageError(f"byte size {value} is too large")
         return value
     match = _BYTE_SIZE.match(value)
     unit = match.group(2).lower() if match else ""
@@ -103,9 +108,15 @@ def parse_byte_size(value: str | int) -> int:
         raise UsageError(
             f"cannot read {value!r} as a size; write e.g. 500MB, 4.5GB or 2GiB (GB = 10^9 bytes)"
         )
-    amount = int(float(match.group(1)) * _BYTE_UNITS[unit])
+    if len(match.group(1)) > 40:  # far beyond any limit; spares Decimal a huge exponent
+        raise UsageError(f"byte size {value!r} is too large")
+    # Decimal, not float: "8.2GB" must be 8_200_000_000, not 8_199_999_999, and a huge
+    # number must give a clear error rather than an OverflowError from float infinity.
+    amount = int(Decimal(match.group(1)) * _BYTE_UNITS[unit])
     if amount <= 0:
         raise UsageError(f"byte size must be positive, got {value!r}")
+    if amount > _MAX_BYTES:
+        raise UsageError(f"byte size {value!r} is too large")
     return amount
 
 
