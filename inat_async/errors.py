@@ -19,6 +19,8 @@ run goes on (see :class:`inat_async.events.PhotoFailed`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class InatError(Exception):
     """Base of every error raised on purpose by inat-async.
@@ -27,10 +29,13 @@ class InatError(Exception):
     ``str(error)`` renders the message followed by that context on one line.
     """
 
-    def __init__(self, message: str, **context: object) -> None:
+    def __init__(
+        self, message: str, *, context: Mapping[str, object] | None = None, **more: object
+    ) -> None:
         super().__init__(message)
         self.message = message
-        self.context = {key: value for key, value in context.items() if value is not None}
+        merged = {**(context or {}), **more}
+        self.context = {key: value for key, value in merged.items() if value is not None}
 
     def __str__(self) -> str:
         if not self.context:
@@ -50,8 +55,15 @@ class SpeciesFileError(UsageError):
 class ApiError(InatError):
     """The API answered with an error status, or could not be reached, after retries."""
 
-    def __init__(self, message: str, *, status: int | None = None, **context: object) -> None:
-        super().__init__(message, status=status, **context)
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        context: Mapping[str, object] | None = None,
+        **more: object,
+    ) -> None:
+        super().__init__(message, context=context, status=status, **more)
         self.status = status
 
 

@@ -1,0 +1,88 @@
+"""inat-async: bulk, concurrent, resumable downloads of iNaturalist photos and metadata.
+
+Inside async code::
+
+    result = await inat_async.download_species("Apis mellifera", observations=50)
+    print(result.photos_downloaded, result.bytes)
+
+From the shell: ``inat-async run species.csv --workers 8``.
+"""
+
+from ._version import __version__
+from .api import OFFICIAL_API_URL, InatClient, TaxonMatch, TaxonNotFoundError
+from .errors import (
+    ApiError,
+    InatError,
+    LimitsError,
+    OutputConflictError,
+    ResponseShapeError,
+    SpeciesFileError,
+    StorageError,
+    UsageError,
+)
+from .events import (
+    Event,
+    EventCallback,
+    LimitWait,
+    PageFetched,
+    PhotoDownloaded,
+    PhotoFailed,
+    PhotoSkipped,
+    RunFinished,
+    RunStarted,
+    SpeciesFinished,
+    SpeciesStarted,
+    TaxonResolved,
+)
+from .limits import Limits, LimitSettings, default_limits
+from .models import Observation, Photo, Taxon
+from .options import Query
+from .pipeline import DEFAULT_USER_AGENT, Settings, download_all, download_species
+from .results import PhotoFailure, RunResult, SpeciesResult
+from .retry import RetryPolicy
+from .species import SpeciesEntry, read_species_csv
+
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "OFFICIAL_API_URL",
+    "ApiError",
+    "Event",
+    "EventCallback",
+    "InatClient",
+    "InatError",
+    "LimitSettings",
+    "LimitWait",
+    "Limits",
+    "LimitsError",
+    "Observation",
+    "OutputConflictError",
+    "PageFetched",
+    "Photo",
+    "PhotoDownloaded",
+    "PhotoFailed",
+    "PhotoFailure",
+    "PhotoSkipped",
+    "Query",
+    "ResponseShapeError",
+    "RetryPolicy",
+    "RunFinished",
+    "RunResult",
+    "RunStarted",
+    "Settings",
+    "SpeciesEntry",
+    "SpeciesFileError",
+    "SpeciesFinished",
+    "SpeciesResult",
+    "SpeciesStarted",
+    "StorageError",
+    "Taxon",
+    "TaxonMatch",
+    "TaxonNotFoundError",
+    "TaxonResolved",
+    "UsageError",
+    "__version__",
+    "default_limits",
+    "download_all",
+    "download_species",
+    "read_species_csv",
+]

@@ -1,0 +1,252 @@
+"""The iNaturalist API client: paced, retried JSON requests, taxon resolution, id_above walks.
+
+Every request, retries included, first takes a slot from the shared
+:class:`~inat_async.limits.Limits`. A 429 makes the limits hold *everyone* back
+(``Limits.backoff``) instead of this task sleeping on its own clock. Failures are
+translated here, at the boundary, into :class:`~inat_async.errors.ApiError` with
+the URL and status as context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .errors import ApiError, ResponseShapeError
+from .events import EventCallback, LimitWait, ignore
+from .limits import Limits
+from .models import (
+    ObservationPage,
+    Taxon,
+    is_result_page,
+    parse_observation_page,
+    parse_taxa_page,
+)
+from .options import Query
+from .retry import RetryPolicy, parse_retry_after
+
+OFFICIAL_API_URL = "https://api.inaturalist.org/v1"
+#: The API's largest page; larger values are cut to it.
+MAX_PER_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TaxonMatch:
+    taxon: Taxon
+    #: The synonym or common name that matched, when it is not the taxon's own name.
+    matched_term: str | None
+
+
+class TaxonNotFoundError(ApiError):
+    """No active taxon has this name; ``suggestions`` lists close names the API offered."""
+
+    def __init__(self, name: str, suggestions: list[str]) -> None:
+        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(f"no iNaturalist taxon is named {name!r}{hint}")
+        self.suggestions = suggestions
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way that another attempt may fix."""
+
+    def __init__(self, message: str, *, bad_shape: bool = False) -> None:
+        super().__init__(message)
+        self.bad_shape = bad_shape
+
+
+class InatClient:
+    """A thin, polite client of the v1 API.
+
+    >>> async with aiohttp.ClientSession() as session:  # doctest: +SKIP
+    ...     client = InatClient(session, limits=default_limits())
+    ...     match = await client.resolve_taxon("Apis mellifera")
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        limits: Limits,
+        api_url: str = OFFICIAL_API_URL,
+        retry: RetryPolicy | None = None,
+        on_event: EventCallback = ignore,
+        timeout: float = 60.0,
+    ) -> None:
+        self._session = session
+        self._limits = limits
+        self._base = api_url.rstrip("/")
+        self._retry = retry or RetryPolicy()
+        self._on_event = on_event
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._rng = random.Random()
+
+    def _on_wait(self, reason: str, resume_at: float) -> None:
+        self._on_event(LimitWait(reason=reason, resume_at=resume_at))
+
+    async def get_json(
+        self,
+        path: str,
+        params: Mapping[str, str | int],
+        *,
+        valid: Callable[[Any], bool] = lambda body: isinstance(body, dict),
+        context: Mapping[str, object] | None = None,
+    ) -> Any:
+        """GET ``path`` and return its JSON body, retrying what retrying can fix."""
+        url = f"{self._base}/{path.lstrip('/')}"
+        query = {key: str(value) for key, value in params.items()}
+        ctx = dict(context or {})
+        last: str = "no attempt was made"
+        shape_error = False
+        for attempt in range(self._retry.attempts):
+            await self._limits.request(on_wait=self._on_wait)
+            try:
+                return await self._attempt(url, query, valid, ctx)
+            except _Retryable as exc:
+                last, shape_error = str(exc), exc.bad_shape
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last, shape_error = _describe(exc), False
+            if attempt + 1 < self._retry.attempts:
+                await asyncio.sleep(self._retry.delay(attempt, self._rng))
+        error = ResponseShapeError if shape_error else ApiError
+        message = f"the API failed after {self._retry.attempts} attempts: {last}"
+        raise error(message, url=url, context=ctx)
+
+    async def _attempt(
+        self,
+        url: str,
+        query: dict[str, str],
+        valid: Callable[[Any], bool],
+        ctx: dict[str, object],
+    ) -> Any:
+        async with self._session.get(url, params=query, timeout=self._timeout) as response:
+            status = response.status
+            if status == 429:
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                # The throttle is per user: everyone backs off, not just this task.
+                self._limits.backoff(wait if wait is not None else 60.0)
+                raise _Retryable("HTTP 429 Too Many Requests")
+            if status >= 500:
+                raise _Retryable(f"HTTP {status} {response.reason or ''}".strip())
+            text = await response.text(errors="replace")
+            if status >= 400:
+                raise ApiError(
+                    f"the API refused the request: HTTP {status} {_error_message(text)}".strip(),
+                    status=status,
+                    url=str(response.url),
+                    context=ctx,
+                )
+        try:
+            body = json.loads(text)
+        except ValueError as exc:
+            raise _Retryable("the answer was not JSON", bad_shape=True) from exc
+        if not valid(body):
+            raise _Retryable("the answer did not have the expected shape", bad_shape=True)
+        return body
+
+    async def resolve_taxon(self, name: str) -> TaxonMatch:
+        """The active taxon named ``name`` (case-insensitive), or a synonym / common name hit."""
+        body = await self.get_json(
+            "taxa", {"q": name, "per_page": 30}, valid=is_result_page, context={"species": name}
+        )
+        taxa = [taxon for taxon in parse_taxa_page(body) if taxon.is_active]
+        wanted = name.casefold()
+        for taxon in taxa:
+            if taxon.name.casefold() == wanted:
+                return TaxonMatch(taxon, None)
+        for taxon in taxa:
+            if taxon.matched_term and taxon.matched_term.casefold() == wanted:
+                return TaxonMatch(taxon, taxon.matched_term)
+        raise TaxonNotFoundError(name, [taxon.name for taxon in taxa[:3]])
+
+    async def taxon_by_id(self, taxon_id: int, *, species: str | None = None) -> Taxon:
+        body = await self.get_json(
+            f"taxa/{taxon_id}", {}, valid=is_result_page, context={"species": species}
+        )
+        taxa = parse_taxa_page(body)
+        if not taxa:
+            raise ApiError(f"no iNaturalist taxon has id {taxon_id}", species=species)
+        return taxa[0]
+
+    @staticmethod
+    def search_params(taxon_id: int, query: Query, id_above: int) -> dict[str, str | int]:
+        params: dict[str, str | int] = {
+            "taxon_id": taxon_id,
+            "photos": "true",
+            "order_by": "id",
+            "order": "asc",
+            "per_page": MAX_PER_PAGE,
+            "id_above": id_above,
+        }
+        if query.quality_param:
+            params["quality_grade"] = query.quality_param
+        if query.license_param:
+            params["license"] = query.license_param
+            params["photo_license"] = query.license_param
+        return params
+
+    async def observation_pages(
+        self, taxon_id: int, query: Query, *, id_above: int = 0, species: str | None = None
+    ) -> AsyncGenerator[ObservationPage, None]:
+        """Walk the whole result set in ascending id order with ``id_above`` (never ``page``)."""
+        while True:
+            params = self.search_params(taxon_id, query, id_above)
+            body = await self.get_json(
+                "observations",
+                params,
+                valid=is_result_page,
+                context={"species": species, "id_above": id_above},
+            )
+            page = parse_observation_page(body)
+            if page.size == 0 or page.last_id is None:
+                return
+            if page.last_id <= id_above:
+                raise ResponseShapeError(
+                    "the API returned observations out of order; the walk cannot go on",
+                    species=species,
+                    id_above=id_above,
+                )
+            yield page
+            id_above = page.last_id
+
+    async def count_observations(
+        self, taxon_id: int, query: Query, *, id_above: int = 0, species: str | None = None
+    ) -> int:
+        """How many observations a walk from ``id_above`` would see (one request, no results)."""
+        params = self.search_params(taxon_id, query, id_above)
+        params["per_page"] = 0
+        body = await self.get_json(
+            "observations", params, valid=is_result_page, context={"species": species}
+        )
+        total = body.get("total_results")
+        return total if isinstance(total, int) else 0
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "the request timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc})"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer was cut off"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _error_message(text: str) -> str:
+    """The API's own words from an error body ``{"error": ..., "status": ...}``, if any."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        message = body.get("error")
+        if isinstance(message, str):
+            return f"({message[:200]})"
+        if isinstance(message, dict) and isinstance(message.get("original"), dict):
+            return f"({str(message['original'].get('error', ''))[:200]})"
+    return ""

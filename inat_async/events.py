@@ -1,0 +1,121 @@
+"""Typed progress events: the only way the library reports what it does.
+
+The library never prints. It calls the ``on_event`` callback given to
+:func:`~inat_async.download_species` with one of the events below; the CLI renders
+them, an embedding program may render its own or ignore them. Callbacks run on the
+event loop and must be quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .models import Taxon
+from .results import RunResult, SpeciesResult
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    species: tuple[str, ...]
+    workers: int
+    out_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class SpeciesStarted:
+    species: str
+    #: How many observations the run asks for (the -o value).
+    wanted: int
+    #: Observations already stored by an earlier run of the same dataset.
+    resumed_observations: int
+    #: Photos from an earlier run that will be downloaded (again).
+    resumed_photos: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaxonResolved:
+    species: str
+    taxon: Taxon
+    #: The synonym or common name the species name matched, when it is not the taxon's name.
+    matched_term: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageFetched:
+    species: str
+    #: Observations taken from this page (after the -o cap).
+    observations: int
+    #: Photos queued from this page (license and placeholder filters applied).
+    photos: int
+    #: Observations the run will take for this species in all, once known.
+    expected_observations: int
+    last_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoSkipped:
+    species: str
+    observation_id: int
+    photo_id: int | None
+    #: "license" (its own license is not in the list) or "placeholder" (no real photo).
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoDownloaded:
+    species: str
+    observation_id: int
+    photo_id: int
+    path: Path
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoFailed:
+    species: str
+    observation_id: int
+    photo_id: int
+    url: str
+    reason: str
+    #: True when the server no longer has the photo (404/410): reported, not an error.
+    missing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LimitWait:
+    """Everything pauses on a limit until ``resume_at`` (wall-clock epoch seconds)."""
+
+    reason: str
+    resume_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeciesFinished:
+    species: str
+    result: SpeciesResult
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    result: RunResult
+
+
+Event = (
+    RunStarted
+    | SpeciesStarted
+    | TaxonResolved
+    | PageFetched
+    | PhotoSkipped
+    | PhotoDownloaded
+    | PhotoFailed
+    | LimitWait
+    | SpeciesFinished
+    | RunFinished
+)
+EventCallback = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """The default callback: report nothing."""

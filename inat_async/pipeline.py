@@ -1,0 +1,467 @@
+"""The pipeline: one producer walks observation pages, a bounded queue feeds a worker pool.
+
+::
+
+    species ─► resolve taxon ─► id_above pages ─► state store (page + photos, one commit)
+                                                        │
+                                          bounded queue ▼ (workers x 4)
+                                  N workers ─► byte ledger ─► stream .part ─► rename ─► mark done
+
+The worker pool is shared by every species of a run, so it never idles between
+species; every task belongs to one ``asyncio.TaskGroup``. Species are walked one
+after the other: the API pace (1 request/s) is the bottleneck of a walk, not the
+walk's concurrency. A failed photo is recorded and the run goes on; a species that
+cannot be walked (unknown name, API down) is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from ._version import __version__
+from .api import OFFICIAL_API_URL, InatClient
+from .errors import InatError, StorageError, UsageError
+from .events import (
+    EventCallback,
+    PageFetched,
+    PhotoDownloaded,
+    PhotoFailed,
+    PhotoSkipped,
+    RunFinished,
+    RunStarted,
+    SpeciesFinished,
+    SpeciesStarted,
+    TaxonResolved,
+    ignore,
+)
+from .fetch import PhotoError, PhotoFetcher, extension_for, part_name, remove_stale_parts
+from .layout import Layout, metadata_row
+from .limits import Limits, LimitSettings, default_limits
+from .models import Observation, Photo, Taxon, photo_url_for_size, url_extension
+from .options import Query
+from .results import PhotoFailure, RunResult, SpeciesResult
+from .retry import RetryPolicy
+from .species import SpeciesEntry
+from .state import DONE, FAILED, PENDING, PhotoRecord, StateStore, species_key
+
+DEFAULT_USER_AGENT = (
+    f"inat-async/{__version__} (+https://github.com/inat-async/inat-async; bulk photo downloader)"
+)
+#: Typical bytes of one photo per size: the first reservations before real sizes are known.
+TYPICAL_BYTES = {"small": 20_000, "medium": 80_000, "large": 300_000, "original": 1_200_000}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run needs, validated. Build it with :meth:`create`."""
+
+    query: Query
+    observations: int = 200
+    out_dir: Path = Path("results")
+    workers: int = 8
+    api_url: str = OFFICIAL_API_URL
+    user_agent: str = DEFAULT_USER_AGENT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        observations: int = 200,
+        quality: str | Sequence[str] = "research",
+        license: str | Sequence[str] = "any",
+        size: str = "medium",
+        out_dir: str | os.PathLike[str] = "results",
+        workers: int = 8,
+        api_url: str | None = None,
+        user_agent: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Settings:
+        if observations < 1:
+            raise UsageError(f"observations must be at least 1, got {observations}")
+        if workers < 1:
+            raise UsageError(f"workers must be at least 1, got {workers}")
+        api_url = api_url or os.environ.get("INAT_API_URL") or OFFICIAL_API_URL
+        if not api_url.startswith(("http://", "https://")):
+            raise UsageError(f"the API URL must start with http:// or https://, got {api_url!r}")
+        return cls(
+            query=Query.parse(quality=quality, license=license, size=size),
+            observations=observations,
+            out_dir=Path(out_dir),
+            workers=workers,
+            api_url=api_url,
+            user_agent=user_agent or DEFAULT_USER_AGENT,
+            retry=retry or RetryPolicy(),
+        )
+
+
+def resolve_limits(limits: Limits | LimitSettings | None, api_url: str) -> Limits:
+    """The limits a run uses: a given instance, or the process-wide shared one."""
+    if isinstance(limits, Limits):
+        limits.settings.validate(api_url)
+        return limits
+    settings = limits or LimitSettings()
+    settings.validate(api_url)
+    return default_limits(settings)
+
+
+async def download_species(
+    name: str,
+    *,
+    start_id: int = 0,
+    taxon_id: int | None = None,
+    session: aiohttp.ClientSession | None = None,
+    limits: Limits | LimitSettings | None = None,
+    on_event: EventCallback = ignore,
+    **options: Any,
+) -> SpeciesResult:
+    """Download the photos and metadata of one species; returns its counts.
+
+    Options are those of :meth:`Settings.create` (``observations``, ``quality``,
+    ``license``, ``size``, ``out_dir``, ``workers``, ``api_url``, ``user_agent``).
+    Concurrent calls share the process's limits.
+
+    >>> result = await download_species("Apis mellifera", observations=50)  # doctest: +SKIP
+    >>> result.photos_downloaded  # doctest: +SKIP
+    143
+    """
+    entry = SpeciesEntry(name=" ".join(name.split()), start_id=start_id, taxon_id=taxon_id)
+    if not entry.name:
+        raise UsageError("the species name is empty")
+    if start_id < 0:
+        raise UsageError(f"start_id must not be negative, got {start_id}")
+    run = await download_all([entry], session=session, limits=limits, on_event=on_event, **options)
+    return run.species[0]
+
+
+async def download_all(
+    species: Iterable[SpeciesEntry | str],
+    *,
+    settings: Settings | None = None,
+    session: aiohttp.ClientSession | None = None,
+    limits: Limits | LimitSettings | None = None,
+    on_event: EventCallback = ignore,
+    **options: Any,
+) -> RunResult:
+    """Download a whole species list with one shared worker pool (what the CLI runs).
+
+    >>> entries = read_species_csv("species.csv")  # doctest: +SKIP
+    >>> result = await download_all(entries, workers=8, size="large")  # doctest: +SKIP
+    """
+    if settings is None:
+        settings = Settings.create(**options)
+    elif options:
+        raise UsageError(f"pass either settings or options, not both: {', '.join(options)}")
+    entries = _dedupe(
+        SpeciesEntry(name=" ".join(item.split())) if isinstance(item, str) else item
+        for item in species
+    )
+    if any(not entry.name for entry in entries):
+        raise UsageError("a species name is empty")
+    if not entries:
+        raise UsageError("the species list is empty")
+    shared_limits = resolve_limits(limits, settings.api_url)
+    owns_session = session is None
+    if session is None:
+        session = aiohttp.ClientSession(
+            headers={"User-Agent": settings.user_agent},
+            connector=aiohttp.TCPConnector(limit=settings.workers + 4, ttl_dns_cache=300),
+        )
+    try:
+        store = StateStore.open(settings.out_dir, settings.query)
+        try:
+            run = _Run(settings, session, shared_limits, store, on_event)
+            return await run.run(entries)
+        finally:
+            store.close()
+    finally:
+        if owns_session:
+            await session.close()
+
+
+def _dedupe(entries: Iterable[SpeciesEntry]) -> list[SpeciesEntry]:
+    seen: dict[str, SpeciesEntry] = {}
+    for entry in entries:
+        seen.setdefault(species_key(entry.name), entry)
+    return list(seen.values())
+
+
+@dataclass(slots=True)
+class _Species:
+    """A species in flight: its counts, and how many of its photos are still queued."""
+
+    entry: SpeciesEntry
+    result: SpeciesResult
+    started: float
+    outstanding: int = 0
+    walked: bool = False
+    finished: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    species: _Species
+    record: PhotoRecord
+
+
+class _Run:
+    def __init__(
+        self,
+        settings: Settings,
+        session: aiohttp.ClientSession,
+        limits: Limits,
+        store: StateStore,
+        on_event: EventCallback,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.layout = Layout(settings.out_dir)
+        self.emit = on_event
+        self.client = InatClient(
+            session,
+            limits=limits,
+            api_url=settings.api_url,
+            retry=settings.retry,
+            on_event=on_event,
+        )
+        self.fetcher = PhotoFetcher(
+            session,
+            limits=limits,
+            retry=settings.retry,
+            on_event=on_event,
+            estimate=TYPICAL_BYTES[settings.query.size],
+        )
+        self.species: list[_Species] = []
+
+    async def run(self, entries: list[SpeciesEntry]) -> RunResult:
+        settings = self.settings
+        self.emit(RunStarted(tuple(e.name for e in entries), settings.workers, settings.out_dir))
+        queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=settings.workers * 4)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(settings.workers):
+                    group.create_task(self._worker(queue))
+                for entry in entries:
+                    await self._produce(entry, queue)
+                for _ in range(settings.workers):
+                    await queue.put(None)
+        except BaseExceptionGroup as group_error:
+            # Surface the first real error (a StorageError, say) as itself, not as a group.
+            inner = group_error.exceptions[0]
+            while isinstance(inner, BaseExceptionGroup):
+                inner = inner.exceptions[0]
+            raise inner from None
+        finally:
+            # Whatever happened (done, Ctrl-C, disk full), the CSVs match the store.
+            for species in self.species:
+                if not species.finished:
+                    with contextlib.suppress(InatError):
+                        self._finish(species, emit=False)
+        result = RunResult([species.result for species in self.species])
+        self.emit(RunFinished(result))
+        return result
+
+    # -- producer -----------------------------------------------------------------------------
+
+    async def _produce(self, entry: SpeciesEntry, queue: asyncio.Queue[_Job | None]) -> None:
+        species = _Species(entry, SpeciesResult(entry.name), time.monotonic())
+        self.species.append(species)
+        try:
+            await self._walk(species, queue)
+        except StorageError:
+            raise
+        except InatError as exc:
+            species.result.error = str(exc)
+        finally:
+            species.walked = True
+            self._maybe_finish(species)
+
+    async def _resolve(self, species: _Species) -> tuple[Taxon, str | None]:
+        name, entry = species.name, species.entry
+        stored = self.store.species(name)
+        if entry.taxon_id is not None:
+            if stored.taxon is not None and stored.taxon.id == entry.taxon_id:
+                return stored.taxon, None
+            return await self.client.taxon_by_id(entry.taxon_id, species=name), None
+        if stored.taxon is not None:
+            # A resumed dataset keeps the taxon it started with.
+            return stored.taxon, stored.matched_term
+        match = await self.client.resolve_taxon(name)
+        return match.taxon, match.matched_term
+
+    async def _walk(self, species: _Species, queue: asyncio.Queue[_Job | None]) -> None:
+        name, result, query = species.name, species.result, self.settings.query
+        taxon, matched_term = await self._resolve(species)
+        self.store.set_taxon(name, taxon, matched_term)
+        result.taxon, result.matched_term = taxon, matched_term
+        self.emit(TaxonResolved(name, taxon, matched_term))
+
+        images = self.layout.images_dir(name)
+        try:
+            images.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {images}: {exc.strerror}") from exc
+        remove_stale_parts(images)
+
+        state = self.store.species(name)
+        todo = self._resume(species)
+        self.emit(SpeciesStarted(name, self.settings.observations, state.observations, len(todo)))
+        for record in todo:
+            await self._enqueue(queue, species, record)
+
+        remaining = self.settings.observations - state.observations
+        expected = state.observations
+        id_above = max(species.entry.start_id, state.watermark)
+        if remaining <= 0:
+            return
+        pages = self.client.observation_pages(taxon.id, query, id_above=id_above, species=name)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                if page.total_results is not None and expected == state.observations:
+                    expected = state.observations + min(remaining, page.total_results)
+                taken = page.observations[:remaining]
+                rows = [self._screen(species, observation) for observation in taken]
+                # Stop the watermark at the last observation taken, so a later run
+                # with a larger -o continues right after it.
+                cut = len(taken) < len(page.observations)
+                watermark = taken[-1].id if cut and taken else (page.last_id or id_above)
+                new = self.store.record_page(name, rows, watermark)
+                remaining -= len(taken)
+                self.emit(PageFetched(name, len(taken), len(new), max(expected, 0), watermark))
+                for record in new:
+                    await self._enqueue(queue, species, record)
+                if remaining <= 0:
+                    break
+
+    def _screen(
+        self, species: _Species, observation: Observation
+    ) -> tuple[Observation, dict[str, object], list[Photo]]:
+        """Keep the photos whose *own* license is wanted; count what was left out and why."""
+        kept: list[Photo] = []
+        for photo in observation.photos:
+            if self.settings.query.accepts_photo_license(photo.license_code):
+                kept.append(photo)
+            else:
+                species.result.skipped_license += 1
+                self.emit(PhotoSkipped(species.name, observation.id, photo.id, "license"))
+        placeholders = observation.photo_items - len(observation.photos)
+        for _ in range(placeholders):
+            species.result.skipped_placeholder += 1
+            self.emit(PhotoSkipped(species.name, observation.id, None, "placeholder"))
+        return observation, metadata_row(species.name, observation, len(kept)), kept
+
+    def _resume(self, species: _Species) -> list[PhotoRecord]:
+        """Photos an earlier run left to do: pending, failed for a transient reason, or deleted."""
+        name, result = species.name, species.result
+        images = self.layout.images_dir(name)
+        on_disk = {entry.name for entry in os.scandir(images) if entry.is_file()}
+        todo: list[PhotoRecord] = []
+        for record in self.store.photos(name):
+            if record.status == DONE:
+                if record.file_name in on_disk:
+                    result.photos_already_done += 1
+                else:
+                    self.store.mark_pending(record)  # the user deleted it: fetch it again
+                    todo.append(record)
+            elif record.status == PENDING:
+                ext = url_extension(record.url)
+                path = self.layout.photo_path(name, record, ext) if ext else None
+                if path is not None and path.name in on_disk:
+                    # Renamed into place, then killed before the store heard of it: a
+                    # final name is only ever complete, so it is done.
+                    self.store.mark_done(record, path.name, *_size_and_hash(path))
+                    result.photos_already_done += 1
+                else:
+                    todo.append(record)
+            elif record.status == FAILED and not record.missing:
+                todo.append(record)
+        return todo
+
+    async def _enqueue(
+        self, queue: asyncio.Queue[_Job | None], species: _Species, record: PhotoRecord
+    ) -> None:
+        species.outstanding += 1
+        await queue.put(_Job(species, record))
+
+    # -- workers ------------------------------------------------------------------------------
+
+    async def _worker(self, queue: asyncio.Queue[_Job | None]) -> None:
+        while (job := await queue.get()) is not None:
+            try:
+                await self._download(job)
+            finally:
+                job.species.outstanding -= 1
+                self._maybe_finish(job.species)
+
+    async def _download(self, job: _Job) -> None:
+        species, record = job.species, job.record
+        name, size = species.name, self.settings.query.size
+        url = photo_url_for_size(record.url, size)
+        ext = url_extension(record.url)
+        part = self.layout.images_dir(name) / part_name(record.observation_id, record.position)
+
+        def target(content_type: str) -> Path:
+            return self.layout.photo_path(name, record, ext or extension_for(content_type))
+
+        try:
+            fetched = await self.fetcher.download(url, part, target)
+        except PhotoError as exc:
+            self.store.mark_failed(record, exc.reason, missing=exc.missing)
+            self.emit(
+                PhotoFailed(
+                    name, record.observation_id, record.photo_id, url, exc.reason, exc.missing
+                )
+            )
+            return
+        self.store.mark_done(record, fetched.path.name, fetched.bytes, fetched.sha256)
+        species.result.photos_downloaded += 1
+        species.result.bytes += fetched.bytes
+        self.emit(
+            PhotoDownloaded(
+                name, record.observation_id, record.photo_id, fetched.path, fetched.bytes
+            )
+        )
+
+    # -- finishing ----------------------------------------------------------------------------
+
+    def _maybe_finish(self, species: _Species) -> None:
+        if species.walked and species.outstanding == 0 and not species.finished:
+            self._finish(species, emit=True)
+
+    def _finish(self, species: _Species, *, emit: bool) -> None:
+        species.finished = True
+        name, result = species.name, species.result
+        if self.store.species(name).taxon is not None:
+            self.layout.write_csvs(self.store, name, self.settings.query.size)
+        result.observations = self.store.species(name).observations
+        result.failures = [
+            PhotoFailure(r.observation_id, r.photo_id, r.url, r.reason or "unknown", r.missing)
+            for r in self.store.photos(name, FAILED)
+        ]
+        result.seconds = time.monotonic() - species.started
+        if emit:
+            self.emit(SpeciesFinished(name, result))
+
+
+def _size_and_hash(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            size += len(chunk)
+            digest.update(chunk)
+    return size, digest.hexdigest()
