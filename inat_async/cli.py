@@ -8,6 +8,7 @@ Exit codes: 0 done (photos the server no longer has are reported, not fatal);
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,7 @@ from .pipeline import DEFAULT_USER_AGENT, Settings, download_all
 from .progress import make_reporter, render_summary
 from .species import read_species_csv
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 app = typer.Typer(
     name="inat-async",
@@ -79,17 +80,49 @@ def limit_settings(
     )
 
 
+class Interrupted(Exception):
+    """The run was stopped by a signal after cleaning up; ``code`` is the exit code."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.code = 128 + signum
+
+
 def run_async(main: Callable[[], Awaitable[T]]) -> T:
-    """asyncio.run with SIGTERM treated like Ctrl-C: cancel the run, clean up, then exit."""
+    """asyncio.run, where SIGINT and SIGTERM cancel the run so that it cleans up.
+
+    The first signal cancels the main task: workers stop, ``.part`` files are removed,
+    the state store and CSV files are flushed, and :class:`Interrupted` is raised. A
+    second signal leaves at once (the next run removes what is left).
+    """
+    received: list[int] = []
 
     async def guarded() -> T:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
-        if task is not None and sys.platform != "win32":
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        return await main()
+        assert task is not None
 
-    return asyncio.run(guarded())
+        def on_signal(signum: int) -> None:
+            if received:
+                os._exit(128 + received[0])
+            received.append(signum)
+            task.cancel()
+
+        signals = (signal.SIGINT, signal.SIGTERM) if sys.platform != "win32" else ()
+        for signum in signals:
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            return await main()
+        finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+
+    try:
+        return asyncio.run(guarded())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        if received:
+            raise Interrupted(received[0]) from None
+        raise
 
 
 StateDir = Annotated[
@@ -213,12 +246,12 @@ def run(
 
     try:
         code = run_async(main)
-    except KeyboardInterrupt:
-        err_console.print("interrupted: rerun the same command to resume where it stopped")
-        raise typer.Exit(EXIT_SIGINT) from None
-    except asyncio.CancelledError:
-        err_console.print("terminated: rerun the same command to resume where it stopped")
-        raise typer.Exit(EXIT_SIGTERM) from None
+    except Interrupted as stop:
+        err_console.print(
+            f"stopped by {stop}: finished photos are kept; "
+            "rerun the same command to resume where it stopped"
+        )
+        raise typer.Exit(stop.code) from None
     except UsageError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     except InatError as exc:

@@ -6,10 +6,11 @@ any of them into one clear line::
 
     InatError
     ├── UsageError            bad arguments or input, found before anything is downloaded
-    │   └── SpeciesFileError  an unreadable or malformed species.csv
+    │   ├── SpeciesFileError  an unreadable or malformed species.csv
+    │   └── OutputConflictError  the output folder holds a dataset made with other settings
     ├── ApiError              the API answered with an error, or not at all, after retries
-    │   └── ResponseShapeError  the answer was not the JSON we expect (after retries)
-    ├── OutputConflictError   the output folder holds a dataset made with other settings
+    │   ├── ResponseShapeError  the answer was not the JSON we expect (after retries)
+    │   └── TaxonNotFoundError  no taxon has that name (in inat_async.api)
     ├── StorageError          the output folder or the state store cannot be written
     └── LimitsError           the shared limits store cannot be used
 
@@ -71,7 +72,7 @@ class ResponseShapeError(ApiError):
     """The API answered, but not with the JSON shape we rely on."""
 
 
-class OutputConflictError(InatError):
+class OutputConflictError(UsageError):
     """The output folder already holds a dataset downloaded with other settings."""
 
 
