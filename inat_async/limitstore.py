@@ -1,0 +1,541 @@
+"""The durable ledger behind the limits: one SQLite file per user, shared by processes.
+
+iNaturalist counts requests and media bytes per *user*, so the counts cannot live in
+one process's memory: a restart, a crash or a second run at the same time must see
+what was already spent. This module keeps them in ``limits.sqlite3`` in the user's
+state folder and takes every decision inside one write transaction, so two processes
+can never both take the last slot of a window.
+
+Model
+-----
+Two append-only ledgers, ``requests`` (one row per API request) and ``media`` (one
+row per settled download, with its bytes). Each row carries its time ``at`` and a
+running total ``cum``; ``at`` and ``cum`` both grow with the row id (a new row is
+never dated before the newest one), so for a sliding window ``(now - length, now]``:
+
+- the usage is ``cum(newest) - cum_before(first row in the window)``: two index
+  look-ups, whatever the number of rows (a day of small photos is a million rows);
+- the time a window can take ``cap`` more is found the same way: the first row whose
+  ``cum`` reaches ``cum(newest) - cap`` must leave, at its ``at + length``.
+
+A row at time ``a`` is inside the window at ``now`` when ``a > now - length``: it
+leaves at exactly ``a + length``, and any half-open window of that length holds no
+more than the budget.
+
+Bytes in flight live in ``reservations``: one row per download that has been
+admitted but not settled, with its estimate, its owner (one random token per store
+connection) and a *lease*. The owner renews its leases while it downloads; if it
+crashes, its rows expire after the lease and are charged at their estimate (we cannot
+know how much a dead process received, so we assume all of it). Settling deletes the
+row and appends the real size to ``media``; a reservation that already expired is only
+charged the part of its real size above the estimate it was charged at.
+
+The ``state`` table holds what is not a ledger: the theoretical arrival times of the
+two paces (a GCRA, i.e. a token bucket kept as one timestamp, so it can be shared
+between processes as one row), and the pause and slow-down ordered by a 429.
+
+Every method takes ``now`` from the caller and never sleeps: this module decides,
+:mod:`inat_async.limits` waits. Transactions are short (a handful of indexed
+statements, tens of microseconds) and run directly on the caller's thread; WAL mode
+lets readers go on while one process writes, ``BEGIN IMMEDIATE`` serialises the
+deciders, and ``synchronous=NORMAL`` keeps commits off ``fsync`` (a committed row
+survives a crash of the process, not a power cut of the machine).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from .errors import LimitsError
+
+FILENAME: Final = "limits.sqlite3"
+SCHEMA_VERSION: Final = 1
+
+#: Slack for float rounding in the pace checks, far below anything that matters.
+_EPS: Final = 1e-6
+#: How often a connection deletes rows that no window can see any more.
+_PRUNE_EVERY: Final = 300.0
+
+Ledger = Literal["requests", "media"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    amount INTEGER NOT NULL,
+    cum INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
+CREATE INDEX IF NOT EXISTS requests_cum ON requests (cum);
+CREATE TABLE IF NOT EXISTS media (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    amount INTEGER NOT NULL,
+    cum INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS media_at ON media (at);
+CREATE INDEX IF NOT EXISTS media_cum ON media (cum);
+CREATE TABLE IF NOT EXISTS reservations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    nbytes INTEGER NOT NULL,
+    created REAL NOT NULL,
+    lease_until REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRules:
+    """The request budget in store terms (see :class:`inat_async.limits.LimitSettings`)."""
+
+    per_minute: int
+    burst: int
+    per_day: int
+    minute: float = 60.0
+    day: float = 86_400.0
+    #: How much longer the spacing is while slowed down after a 429.
+    slow_factor: float = 2.0
+
+    @property
+    def interval(self) -> float:
+        """Steady spacing between requests: 1 s for 60 per minute."""
+        return self.minute / self.per_minute
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRules:
+    """The media byte budget in store terms."""
+
+    hourly: int
+    daily: int
+    hour: float = 3_600.0
+    day: float = 86_400.0
+    #: Fraction of the hourly budget that may be reserved back to back; beyond it,
+    #: reservations are paced at the rest of the budget per ``hour`` (1.0: no pace,
+    #: only the windows).
+    burst: float = 0.05
+    #: How long a reservation stays held without renewal (a crashed owner's rows
+    #: are charged after this).
+    lease: float = 60.0
+
+    @property
+    def seconds_per_byte(self) -> float:
+        """The pace: ``burst`` of the budget at once, the rest spread over the hour,
+        so that the pace alone never fills the window (0.0: no pace)."""
+        if self.burst >= 1:
+            return 0.0
+        return self.hour / (self.hourly * (1 - self.burst))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The store's answer: granted, or when to ask again and why."""
+
+    granted: bool
+    #: Clock time at which asking again may succeed (when not granted).
+    wait_until: float = 0.0
+    reason: str = ""
+    #: The reservation row held (granted byte reservations only).
+    reservation_id: int | None = None
+    #: Estimate actually held (a request larger than a budget is clamped to it).
+    held: int = 0
+    #: Bytes held by *other* owners could be released before ``wait_until``:
+    #: the caller should ask again sooner rather than sleep until then.
+    poll: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    """Usage of one sliding window at one time."""
+
+    used: int
+    #: When the oldest row in the window leaves it (None: the window is empty).
+    next_free_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUsage:
+    """Everything ``snapshot`` shows, read in one transaction."""
+
+    requests_minute: WindowState
+    requests_day: WindowState
+    media_hour: WindowState
+    media_day: WindowState
+    in_flight: int
+    in_flight_here: int
+    paused_until: float | None
+    slow_until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRow:
+    """A reservation row as stored (for tests and diagnostics)."""
+
+    id: int
+    owner: str
+    pid: int
+    nbytes: int
+    created: float
+    lease_until: float
+
+
+class LimitStore:
+    """The request log, byte ledger and reservations in one SQLite file.
+
+    Several stores (in one process or in several) may open the same file: every
+    decision is atomic across them. Use one store from one thread.
+
+    >>> store = LimitStore(":memory:")
+    >>> rules = RequestRules(per_minute=60, burst=5, per_day=9_500)
+    >>> store.take_request(1000.0, rules).granted
+    True
+    """
+
+    def __init__(self, path: Path | str, *, busy_timeout: float = 10.0) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else None
+        #: Identifies this connection's reservations; random so a restarted process
+        #: that got the same pid never mistakes a dead process's rows for its own.
+        self.owner = uuid.uuid4().hex
+        self._pid = os.getpid()
+        self._next_prune = float("-inf")
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so that the
+            # write lock is taken *before* reading the counts a decision rests on.
+            self._conn = sqlite3.connect(
+                str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=True
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise LimitsError(f"cannot open the limits store: {exc}", path=path) from exc
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except (sqlite3.Error, LimitsError) as exc:
+            self._conn.close()
+            if isinstance(exc, LimitsError):
+                raise
+            raise LimitsError(f"cannot open the limits store: {exc}", path=path) from exc
+
+    @classmethod
+    def in_dir(cls, state_dir: Path) -> LimitStore:
+        """The store of one user's state folder (created if missing)."""
+        return cls(Path(state_dir) / FILENAME)
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._write():
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise LimitsError(
+                    "the limits store was written by a newer inat-async; upgrade it",
+                    path=self.path,
+                    version=version,
+                )
+            # executescript() would COMMIT on its own: run the statements one by one
+            # so that the version check and the schema form one transaction.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: the write lock is held from the first read."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise LimitsError(f"the limits store is unavailable: {exc}", path=self.path) from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise LimitsError(f"cannot write the limits store: {exc}", path=self.path) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read (one snapshot of the WAL) without taking the write lock."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise LimitsError(f"cannot read the limits store: {exc}", path=self.path) from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> LimitStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- ledger primitives (inside a transaction) --------------------------------
+
+    def _newest(self, ledger: Ledger) -> tuple[float | None, int]:
+        row = self._conn.execute(
+            f"SELECT at, cum FROM {ledger} ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return (None, 0) if row is None else (float(row[0]), int(row[1]))
+
+    def _window(self, ledger: Ledger, now: float, length: float, newest_cum: int) -> WindowState:
+        row = self._conn.execute(
+            f"SELECT cum - amount, at FROM {ledger} WHERE at > ? ORDER BY at, id LIMIT 1",
+            (now - length,),
+        ).fetchone()
+        if row is None:
+            return WindowState(0, None)
+        return WindowState(newest_cum - int(row[0]), float(row[1]) + length)
+
+    def _frees_at(self, ledger: Ledger, length: float, newest_cum: int, cap: int) -> float:
+        """When the window's usage drops to ``cap`` or below, if nothing is added."""
+        row = self._conn.execute(
+            f"SELECT at FROM {ledger} WHERE cum >= ? ORDER BY cum LIMIT 1",
+            (newest_cum - cap,),
+        ).fetchone()
+        # Callers only ask when usage > cap >= 0, so such a row exists.
+        return float(row[0]) + length
+
+    def _append(self, ledger: Ledger, now: float, amount: int) -> None:
+        newest_at, newest_cum = self._newest(ledger)
+        # Never date a row before the newest one: keeps `at` and `cum` ordered alike
+        # even if two processes' clocks differ slightly (the row then stays in the
+        # windows a little longer, which errs on the safe side).
+        at = now if newest_at is None else max(now, newest_at)
+        self._conn.execute(
+            f"INSERT INTO {ledger} (at, amount, cum) VALUES (?, ?, ?)",
+            (at, amount, newest_cum + amount),
+        )
+
+    def _state(self) -> dict[str, float]:
+        return {str(k): float(v) for k, v in self._conn.execute("SELECT key, value FROM state")}
+
+    def _set_state(self, key: str, value: float) -> None:
+        self._conn.execute(
+            "INSERT INTO state (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def _maybe_prune(self, now: float, keep: float) -> None:
+        if now < self._next_prune:
+            return
+        self._next_prune = now + _PRUNE_EVERY
+        for ledger in ("requests", "media"):
+            self._conn.execute(f"DELETE FROM {ledger} WHERE at <= ?", (now - keep,))
+
+    # -- requests ------------------------------------------------------------------
+
+    def take_request(self, now: float, rules: RequestRules) -> Decision:
+        """Take one API request slot at ``now`` if the pace, the windows and any 429
+        pause allow it; otherwise say when to ask again."""
+        with self._write():
+            state = self._state()
+            denials: list[tuple[float, str]] = []
+            paused_until = state.get("paused_until", float("-inf"))
+            if now < paused_until:
+                denials.append((paused_until, "API asked to slow down (HTTP 429)"))
+            # After a 429: a longer spacing and no bursts, for everyone.
+            slowed = now < state.get("slow_until", float("-inf"))
+            interval = rules.interval * (rules.slow_factor if slowed else 1.0)
+            # GCRA: `tat` is when the bucket would be empty; up to `burst` requests
+            # may be ahead of it.
+            tat = max(state.get("request_tat", now), now)
+            tolerance = 0.0 if slowed else (rules.burst - 1) * interval
+            if tat - now > tolerance + _EPS:
+                denials.append((tat - tolerance, "request pace"))
+            _, newest_cum = self._newest("requests")
+            for per, length, reason in (
+                (rules.per_minute, rules.minute, "requests per minute"),
+                (rules.per_day, rules.day, "daily request budget"),
+            ):
+                window = self._window("requests", now, length, newest_cum)
+                if window.used + 1 > per:
+                    denials.append(
+                        (self._frees_at("requests", length, newest_cum, per - 1), reason)
+                    )
+            if denials:
+                until, reason = max(denials)
+                return Decision(False, until, reason)
+            self._append("requests", now, 1)
+            self._set_state("request_tat", tat + interval)
+            self._maybe_prune(now, rules.day + rules.minute)
+        return Decision(True)
+
+    def set_backoff(self, paused_until: float, slow_until: float) -> None:
+        """Nobody (in any process) takes a request before ``paused_until``; the pace is
+        slowed until ``slow_until``. Later pauses win over earlier ones."""
+        with self._write():
+            state = self._state()
+            self._set_state("paused_until", max(paused_until, state.get("paused_until", 0.0)))
+            self._set_state("slow_until", max(slow_until, state.get("slow_until", 0.0)))
+
+    # -- bytes ---------------------------------------------------------------------
+
+    def _expire(self, now: float) -> None:
+        """Charge reservations whose owner stopped renewing them (it crashed)."""
+        expired = self._conn.execute(
+            "SELECT id, nbytes FROM reservations WHERE lease_until <= ?", (now,)
+        ).fetchall()
+        for rid, nbytes in expired:
+            self._conn.execute("DELETE FROM reservations WHERE id = ?", (rid,))
+            if nbytes:
+                self._append("media", now, int(nbytes))
+
+    def try_reserve(self, now: float, nbytes: int, rules: ByteRules) -> Decision:
+        """Hold ``nbytes`` if both byte windows can take them on top of what is already
+        spent and in flight, and the hourly pace allows; otherwise say when to ask again.
+
+        A request larger than a budget is clamped to it, so that one huge photo is
+        admitted alone into an empty window instead of waiting forever.
+        """
+        if nbytes < 0:
+            raise ValueError(f"cannot reserve a negative number of bytes: {nbytes}")
+        estimate = min(nbytes, rules.hourly, rules.daily)
+        with self._write():
+            self._expire(now)
+            in_flight = 0
+            elsewhere = 0
+            for owner, held in self._conn.execute("SELECT owner, nbytes FROM reservations"):
+                in_flight += int(held)
+                if owner != self.owner:
+                    elsewhere += int(held)
+            denials: list[tuple[float, str]] = []
+            _, newest_cum = self._newest("media")
+            for budget, length, reason in (
+                (rules.hourly, rules.hour, "hourly byte budget"),
+                (rules.daily, rules.day, "daily byte budget"),
+            ):
+                window = self._window("media", now, length, newest_cum)
+                if window.used + in_flight + estimate > budget:
+                    cap = budget - in_flight - estimate
+                    if cap >= 0:
+                        until = self._frees_at("media", length, newest_cum, cap)
+                    else:
+                        # Only settling downloads can make room; if they are charged
+                        # now, their bytes leave the window one length from now.
+                        until = now + length
+                    denials.append((until, reason))
+            # The hourly budget as a pace: a GCRA over bytes, a bucket of
+            # `burst * hourly` refilled at `(1 - burst) * hourly` per hour. Any hour
+            # then admits at most the budget, so the window rarely has to stop
+            # anyone: a fast link gets a steady flow instead of spending the hour in
+            # ten minutes and idling fifty (a sliding window alone would replay that
+            # burst and that pause every hour).
+            state = self._state()
+            spb = rules.seconds_per_byte
+            tat = max(state.get("bytes_tat", now), now)
+            bucket = max(rules.burst * rules.hourly, estimate) * spb
+            if spb and tat + estimate * spb - now > bucket + _EPS:
+                denials.append((tat + estimate * spb - bucket, "hourly byte budget"))
+            if denials:
+                until, reason = max(denials)
+                return Decision(False, until, reason, poll=elsewhere > 0)
+            cursor = self._conn.execute(
+                "INSERT INTO reservations (owner, pid, nbytes, created, lease_until) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (self.owner, self._pid, estimate, now, now + rules.lease),
+            )
+            self._set_state("bytes_tat", tat + estimate * spb)
+            self._maybe_prune(now, rules.day + rules.hour)
+            assert cursor.lastrowid is not None
+        return Decision(True, reservation_id=cursor.lastrowid, held=estimate)
+
+    def settle(
+        self, now: float, reservation_id: int, *, estimate: int, charged: int, rules: ByteRules
+    ) -> None:
+        """End a reservation: its estimate is no longer held and ``charged`` bytes (the
+        real size, or what a failed download received) enter the ledger at ``now``."""
+        if charged < 0:
+            raise ValueError(f"cannot charge a negative number of bytes: {charged}")
+        with self._write():
+            deleted = self._conn.execute(
+                "DELETE FROM reservations WHERE id = ?", (reservation_id,)
+            ).rowcount
+            # An expired reservation was already charged at its estimate by whoever
+            # found it expired: only the excess is new.
+            amount = charged if deleted else max(0, charged - estimate)
+            if amount:
+                self._append("media", now, amount)
+            # Give the pace back what was held but not spent (or take the excess).
+            delta = (charged - estimate) if deleted else amount
+            if delta and rules.seconds_per_byte:
+                tat = self._state().get("bytes_tat", now)
+                self._set_state("bytes_tat", tat + delta * rules.seconds_per_byte)
+
+    def renew(self, now: float, reservation_ids: Iterable[int], lease: float) -> None:
+        """Extend the leases of reservations this owner still holds."""
+        ids = list(reservation_ids)
+        if not ids:
+            return
+        with self._write():
+            self._conn.executemany(
+                "UPDATE reservations SET lease_until = ? WHERE id = ? AND owner = ?",
+                [(now + lease, rid, self.owner) for rid in ids],
+            )
+
+    # -- reading -------------------------------------------------------------------
+
+    def usage(self, now: float, requests: RequestRules, media: ByteRules) -> StoreUsage:
+        """All counts at ``now`` in one consistent read (nothing is written)."""
+        with self._read():
+            _, req_cum = self._newest("requests")
+            _, media_cum = self._newest("media")
+            in_flight = 0
+            here = 0
+            for owner, held in self._conn.execute("SELECT owner, nbytes FROM reservations"):
+                in_flight += int(held)
+                if owner == self.owner:
+                    here += int(held)
+            state = self._state()
+            paused = state.get("paused_until")
+            slow = state.get("slow_until")
+            return StoreUsage(
+                requests_minute=self._window("requests", now, requests.minute, req_cum),
+                requests_day=self._window("requests", now, requests.day, req_cum),
+                media_hour=self._window("media", now, media.hour, media_cum),
+                media_day=self._window("media", now, media.day, media_cum),
+                in_flight=in_flight,
+                in_flight_here=here,
+                paused_until=paused if paused is not None and paused > now else None,
+                slow_until=slow if slow is not None and slow > now else None,
+            )
+
+    def history(self, ledger: Ledger) -> list[tuple[float, int]]:
+        """Every row still kept in a ledger, oldest first, as ``(at, amount)``."""
+        with self._read():
+            rows = self._conn.execute(f"SELECT at, amount FROM {ledger} ORDER BY id").fetchall()
+        return [(float(at), int(amount)) for at, amount in rows]
+
+    def held(self) -> list[HeldRow]:
+        """Every reservation in flight, of every owner."""
+        with self._read():
+            rows = self._conn.execute(
+                "SELECT id, owner, pid, nbytes, created, lease_until FROM reservations ORDER BY id"
+            ).fetchall()
+        return [HeldRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), r[4], r[5]) for r in rows]

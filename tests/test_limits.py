@@ -1,0 +1,719 @@
+"""The shared limits: pace, windows, budgets, reservations, restarts and processes.
+
+Time is the loop's (``looptime`` fast-forwards it) or a manual clock: no test sleeps
+for a limit. Only the two-process test runs on real time, with windows scaled down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from inat_async.errors import LimitsError, UsageError
+from inat_async.limits import (
+    STATE_DIR_ENV,
+    Limits,
+    LimitSettings,
+    LoopClock,
+    Reservation,
+    default_limits,
+)
+from inat_async.limitstore import LimitStore
+
+T0 = 1_000_000.0
+MIRROR = "http://127.0.0.1:8080/v1"
+OFFICIAL = "https://api.inaturalist.org/v1"
+
+MakeLimits = Callable[..., Limits]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_implicit_event_loop() -> None:
+    """looptime asks the loop policy for a loop even around sync tests; before any
+    async test has run, that creates a loop nobody closes, whose ResourceWarning
+    then fails a later test at random (warnings are errors)."""
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def make_limits(tmp_path: Path) -> Iterator[MakeLimits]:
+    """Limits on a temporary state folder and a pinned clock; closed after the test."""
+    made: list[Limits] = []
+
+    def make(clock: LoopClock | None = None, **overrides: object) -> Limits:
+        options: dict[str, object] = {"state_dir": tmp_path / "state"}
+        options.update(overrides)
+        limits = Limits(LimitSettings(**options), clock=clock or LoopClock(epoch=T0))  # type: ignore[arg-type]
+        made.append(limits)
+        return limits
+
+    yield make
+    for limits in made:
+        limits.close()
+
+
+def max_in_window(times: list[float], length: float) -> int:
+    """The most entries any half-open window ``(t - length, t]`` holds."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - length:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+# -- settings -------------------------------------------------------------------------
+
+
+def test_default_settings_are_valid_against_the_official_api() -> None:
+    LimitSettings().validate(OFFICIAL)
+
+
+@pytest.mark.parametrize(
+    "field", ["requests_per_minute", "burst", "requests_per_day", "hourly_bytes", "daily_bytes"]
+)
+@pytest.mark.parametrize("value", [0, -1])
+def test_non_positive_values_are_refused(field: str, value: int) -> None:
+    with pytest.raises(UsageError, match="must be a positive number"):
+        LimitSettings(**{field: value}).validate(MIRROR)  # type: ignore[arg-type]
+
+
+def test_more_than_60_per_minute_only_off_the_official_api() -> None:
+    fast = LimitSettings(requests_per_minute=120)
+    with pytest.raises(UsageError, match="above iNaturalist's limit of 60"):
+        fast.validate(OFFICIAL)
+    with pytest.raises(UsageError):
+        fast.validate("https://API.iNaturalist.org")
+    fast.validate(MIRROR)
+    fast.validate()  # no URL: only the values themselves are checked
+
+
+def test_other_settings_are_checked() -> None:
+    with pytest.raises(UsageError, match="burst"):
+        LimitSettings(requests_per_minute=3, burst=5).validate()
+    with pytest.raises(UsageError, match="byte_burst"):
+        LimitSettings(byte_burst=0).validate()
+    with pytest.raises(UsageError, match="minute"):
+        LimitSettings(minute=0.0).validate()
+    with pytest.raises(UsageError):
+        Limits(LimitSettings(hourly_bytes=0))
+
+
+def test_state_dir_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "env"))
+    assert LimitSettings().resolved_state_dir() == tmp_path / "env"
+    assert LimitSettings(state_dir=tmp_path / "x").resolved_state_dir() == tmp_path / "x"
+    monkeypatch.delenv(STATE_DIR_ENV)
+    assert "inat-async" in str(LimitSettings().resolved_state_dir())
+
+
+# -- requests -------------------------------------------------------------------------
+
+
+@pytest.mark.looptime
+async def test_burst_of_five_then_one_per_second(make_limits: MakeLimits) -> None:
+    limits = make_limits()
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    async def worker() -> None:
+        while len(times) < 20:
+            await limits.request()
+            times.append(loop.time())
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(8):
+            tg.create_task(worker())
+    assert times[:20] == [0.0] * 5 + [float(i) for i in range(1, 16)]
+
+
+@pytest.mark.looptime
+async def test_never_more_than_60_in_any_minute(make_limits: MakeLimits) -> None:
+    limits = make_limits()
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    async def worker() -> None:
+        while loop.time() < 600:
+            await limits.request()
+            times.append(loop.time())
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(8):
+            tg.create_task(worker())
+    assert max_in_window(times, 60.0) == 60
+    # ... and the limit costs nothing else: one per second on average.
+    assert len(times) >= 600
+    stored = [at - T0 for at, _ in limits.store.history("requests")]
+    assert max_in_window(stored, 60.0) == 60
+
+
+@pytest.mark.looptime
+async def test_daily_budget_stops_requests_until_the_day_has_passed(
+    make_limits: MakeLimits, looptime: float
+) -> None:
+    limits = make_limits(requests_per_day=3)
+    waits: list[tuple[str, float]] = []
+    for _ in range(3):
+        await limits.request(on_wait=lambda *w: waits.append(w))
+    assert looptime == 0  # the burst of 5 covers the three
+    assert not waits
+    await limits.request(on_wait=lambda *w: waits.append(w))
+    assert waits == [("daily request budget", T0 + 86_400)]
+    assert looptime == 86_400
+
+
+@pytest.mark.looptime
+async def test_backoff_pauses_everyone_then_slows_the_pace(make_limits: MakeLimits) -> None:
+    limits = make_limits()
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+    waits: list[tuple[str, float]] = []
+
+    async def worker() -> None:
+        while len(times) < 12:
+            await limits.request(on_wait=lambda *w: waits.append(w))
+            times.append(loop.time())
+            if len(times) == 6:
+                limits.backoff(30.0)  # this request got a 429 with Retry-After: 30
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(4):
+            tg.create_task(worker())
+    assert times[:6] == [0, 0, 0, 0, 0, 1]
+    assert times[6] == pytest.approx(31.0)
+    # Slowed: two seconds apart, and no burst although the pause refilled the bucket.
+    assert times[6:12] == pytest.approx([31.0, 33.0, 35.0, 37.0, 39.0, 41.0])
+    assert waits and waits[0][0] == "API asked to slow down (HTTP 429)"
+    assert waits[0][1] == pytest.approx(T0 + 31.0)
+
+
+@pytest.mark.looptime
+async def test_backoff_is_shared_with_other_processes(make_limits: MakeLimits) -> None:
+    clock = LoopClock(epoch=T0)
+    one, two = make_limits(clock=clock), make_limits(clock=clock)
+    one.backoff(45.0)
+    loop = asyncio.get_running_loop()
+    await two.request()
+    assert loop.time() == pytest.approx(45.0)
+
+
+@pytest.mark.looptime
+async def test_cancelled_request_takes_no_slot(make_limits: MakeLimits) -> None:
+    limits = make_limits(requests_per_day=1)
+    await limits.request()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(100):
+            await limits.request()
+    assert len(limits.store.history("requests")) == 1
+
+
+# -- bytes ----------------------------------------------------------------------------
+
+
+@pytest.mark.looptime
+async def test_reserve_far_from_limits_is_immediate_and_cheap(make_limits: MakeLimits) -> None:
+    limits = make_limits(
+        hourly_bytes=10**15, daily_bytes=10**15, requests_per_minute=10**6, burst=10**6
+    )
+    loop = asyncio.get_running_loop()
+    n = 500
+    start = time.perf_counter()
+    for _ in range(n):
+        reservation = await limits.reserve(500_000)
+        reservation.commit(480_000)
+    per_photo = (time.perf_counter() - start) / n
+    start = time.perf_counter()
+    for _ in range(n):
+        await limits.request()
+    per_request = (time.perf_counter() - start) / n
+    assert loop.time() == 0  # never waited
+    # Two short transactions per photo, one per request: well under a millisecond.
+    assert per_photo < 2e-3
+    assert per_request < 1e-3
+
+
+@pytest.mark.looptime
+async def test_hourly_budget_pauses_all_downloads_and_resumes(make_limits: MakeLimits) -> None:
+    limits = make_limits(hourly_bytes=1_000, byte_burst=1.0, hour=100.0)
+    loop = asyncio.get_running_loop()
+    waits: list[tuple[str, float]] = []
+    done: list[tuple[float, int]] = []
+
+    async def worker() -> None:
+        for _ in range(3):
+            with await limits.reserve(300, on_wait=lambda *w: waits.append(w)) as r:
+                await asyncio.sleep(1)  # the download
+                r.commit(300)
+                done.append((loop.time(), 300))
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(4):
+            tg.create_task(worker())
+    assert len(done) == 12
+    # 3 fit at once; the others wait for the window, and every worker was told why.
+    assert [t for t, _ in done[:3]] == [1, 1, 1]
+    assert {reason for reason, _ in waits} == {"hourly byte budget"}
+    assert len(waits) >= 3
+    assert waits[0][1] == pytest.approx(T0 + 101)
+    for t, _ in done:
+        assert sum(n for u, n in done if t - 100 < u <= t) <= 1_000
+    # Each batch of 3 starts when the previous one leaves the window, 100 s after it
+    # was committed, and takes 1 s.
+    assert sorted({t for t, _ in done}) == [1, 102, 203, 304]
+
+
+@pytest.mark.looptime
+async def test_a_restart_keeps_counting(make_limits: MakeLimits) -> None:
+    clock = LoopClock(epoch=T0)  # wall time goes on across the restart
+    first = make_limits(clock=clock, hourly_bytes=1_000, byte_burst=1.0, hour=100.0)
+    (await first.reserve(900)).commit(900)
+    first.close()
+    await asyncio.sleep(10)
+    again = make_limits(clock=clock, hourly_bytes=1_000, byte_burst=1.0, hour=100.0)
+    assert again.snapshot().bytes_hour.used == 900
+    waits: list[tuple[str, float]] = []
+    (await again.reserve(500, on_wait=lambda *w: waits.append(w))).commit(500)
+    assert waits == [("hourly byte budget", T0 + 100)]
+    assert asyncio.get_running_loop().time() == pytest.approx(100)
+
+
+@pytest.mark.looptime
+async def test_byte_budget_is_used_at_least_90_percent_and_smoothly(
+    make_limits: MakeLimits,
+) -> None:
+    """Six workers on a link five times faster than the budget, photos of varied size."""
+    hour, hourly = 100.0, 4_000_000
+    limits = make_limits(hourly_bytes=hourly, daily_bytes=10**12, hour=hour)
+    loop = asyncio.get_running_loop()
+    rng = random.Random(7)
+    bandwidth = 5 * hourly / hour  # bytes per second, shared by the workers
+    admitted: list[float] = []
+    committed: list[tuple[float, int]] = []
+    hours = 10
+
+    async def worker() -> None:
+        mean = 25_000.0
+        while loop.time() < hours * hour:
+            size = rng.randint(5_000, 50_000)
+            with await limits.reserve(round(mean)) as r:
+                admitted.append(loop.time())
+                await asyncio.sleep(size / (bandwidth / 6))
+                r.commit(size)
+                committed.append((loop.time(), size))
+            mean += (size - mean) / 20
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(6):
+            tg.create_task(worker())
+    spent = sum(n for t, n in committed if t <= hours * hour)
+    assert spent >= 0.9 * hourly * hours  # measured: 95%
+    for t, _ in committed:
+        # never above the budget, but for the real sizes above the estimates in flight
+        assert sum(n for u, n in committed if t - hour < u <= t) <= hourly + 6 * 50_000
+    # Smooth: no admission waits more than a few photos' worth (measured: 2 s); the
+    # sliding window alone would burst and then idle some 80 s of every 100.
+    gaps = [b - a for a, b in itertools.pairwise(admitted)]
+    assert max(gaps) < 0.05 * hour
+
+
+@pytest.mark.looptime
+async def test_waiting_reservation_wakes_when_a_download_fails(make_limits: MakeLimits) -> None:
+    limits = make_limits(hourly_bytes=1_000, byte_burst=1.0, hour=100.0)
+    held = await limits.reserve(800)
+    waiter = asyncio.create_task(limits.reserve(500))
+    await asyncio.sleep(5)
+    assert not waiter.done()
+    held.release(received=100)  # failed after 100 bytes: those count, the rest returns
+    second = await waiter
+    assert asyncio.get_running_loop().time() == 5
+    second.commit(500)
+    assert limits.snapshot().bytes_hour.used == 600
+
+
+@pytest.mark.looptime
+async def test_cancelled_reserve_holds_nothing(make_limits: MakeLimits) -> None:
+    limits = make_limits(hourly_bytes=1_000, byte_burst=1.0, hour=100.0)
+    first = await limits.reserve(1_000)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(10):
+            await limits.reserve(10)
+    assert [h.nbytes for h in limits.store.held()] == [1_000]
+    first.commit(1_000)
+
+
+@pytest.mark.looptime
+async def test_short_waits_are_not_announced_but_followers_hear_long_ones(
+    make_limits: MakeLimits,
+) -> None:
+    limits = make_limits(hourly_bytes=1_000, hour=100.0, byte_burst=0.1)
+    quiet: list[tuple[str, float]] = []
+    # A bucket of 100 bytes refilled at 9 per second: the 50 wait 5.6 s, the 200 longer.
+    (await limits.reserve(100, on_wait=lambda *w: quiet.append(w))).commit(100)
+    (await limits.reserve(50, on_wait=lambda *w: quiet.append(w))).commit(50)
+    assert quiet == []  # 5 s < notify_after
+    heard: list[list[tuple[str, float]]] = [[], []]
+    tasks = [
+        asyncio.create_task(limits.reserve(200, on_wait=lambda *w, i=i: heard[i].append(w)))
+        for i in range(2)
+    ]
+    for task in tasks:
+        (await task).commit(200)
+    assert heard[0] and heard[1]
+    assert heard[1][0][0] == "hourly byte budget"
+
+
+# -- reservations ---------------------------------------------------------------------
+
+
+@pytest.mark.looptime
+async def test_a_reservation_settles_exactly_once(make_limits: MakeLimits) -> None:
+    limits = make_limits()
+    r = await limits.reserve(1_000)
+    r.commit(1_200)
+    with pytest.raises(RuntimeError, match="already committed or released"):
+        r.commit(1_200)
+    r.release()  # no-op
+    with r:
+        pass  # leaving the context after a commit changes nothing either
+    assert [n for _, n in limits.store.history("media")] == [1_200]
+
+    with await limits.reserve(1_000) as failed:
+        pass  # left without commit: released, nothing charged
+    assert failed.settled
+    with pytest.raises(RuntimeError):
+        failed.commit(5)
+
+    partial = await limits.reserve(1_000)
+    partial.release(received=300)
+    partial.release(received=300)
+    assert [n for _, n in limits.store.history("media")] == [1_200, 300]
+    assert limits.store.held() == []
+    with pytest.raises(ValueError, match="negative"):
+        (await limits.reserve(1)).commit(-1)
+
+
+@pytest.mark.looptime
+async def test_leases_are_renewed_while_a_download_runs(make_limits: MakeLimits) -> None:
+    clock = LoopClock(epoch=T0)
+    limits = make_limits(clock=clock, hourly_bytes=1_000, byte_burst=1.0, lease=60.0)
+    r = await limits.reserve(700)
+    await asyncio.sleep(600)  # a very slow download
+    other = make_limits(clock=clock, hourly_bytes=1_000, byte_burst=1.0, lease=60.0)
+    assert other.try_reserve(700) is None  # still held, not expired and given back
+    r.commit(700)
+    assert [n for _, n in limits.store.history("media")] == [700]
+
+
+@pytest.mark.looptime
+async def test_close_charges_what_is_still_held(make_limits: MakeLimits, tmp_path: Path) -> None:
+    limits = make_limits()
+    r = await limits.reserve(400)
+    await limits.aclose()
+    assert r.settled
+    with pytest.raises(LimitsError, match="closed"):
+        await limits.request()
+    with LimitStore.in_dir(tmp_path / "state") as store:
+        assert [n for _, n in store.history("media")] == [400]
+        assert store.held() == []
+
+
+# -- sharing --------------------------------------------------------------------------
+
+
+@pytest.mark.looptime
+async def test_two_instances_on_one_store_share_pace_and_window(make_limits: MakeLimits) -> None:
+    """What two processes do, on one fake clock."""
+    clock = LoopClock(epoch=T0)
+    both = [make_limits(clock=clock), make_limits(clock=clock)]
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    async def worker(limits: Limits) -> None:
+        while loop.time() < 300:
+            await limits.request()
+            times.append(loop.time())
+
+    async with asyncio.TaskGroup() as tg:
+        for limits in both:
+            for _ in range(3):
+                tg.create_task(worker(limits))
+    assert max_in_window(times, 60.0) <= 60
+    assert max_in_window(times, 1e-9) <= 5
+    assert 295 <= len(times) <= 306
+
+
+def test_two_processes_share_the_window(tmp_path: Path) -> None:
+    """Two real processes on one state folder, windows scaled down to one second."""
+    script = """
+import asyncio, json, sys
+from pathlib import Path
+from inat_async.limits import Limits, LimitSettings
+
+async def main() -> None:
+    settings = LimitSettings(
+        state_dir=Path(sys.argv[1]), requests_per_minute=10, burst=2, minute=1.0,
+        requests_per_day=10**6,
+    )
+    loop = asyncio.get_running_loop()
+    async with Limits(settings) as limits:
+        start = float(sys.argv[2])
+        await asyncio.sleep(max(0.0, start - limits.clock.now()))
+        times = []
+        async def worker() -> None:
+            while limits.clock.now() < start + 2.0:
+                await limits.request()
+                times.append(limits.clock.now())
+        await asyncio.gather(*(worker() for _ in range(3)))
+    print(json.dumps(times))
+
+asyncio.run(main())
+"""
+    state = tmp_path / "state"
+    LimitStore.in_dir(state).close()
+    start = time.time() + 1.0  # both begin together, after their imports
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(state), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=30) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    each = [json.loads(out) for out, _ in outputs]
+    assert all(len(times) >= 5 for times in each)  # both got their share
+    with LimitStore.in_dir(state) as store:
+        stored = [at for at, _ in store.history("requests")]
+    assert len(stored) == sum(map(len, each))
+    assert max_in_window(stored, 1.0) <= 10
+    # The shared pace: over any span, at most the burst plus 10 per second.
+    for i, t in enumerate(stored):
+        for j in range(i, len(stored)):
+            assert j - i + 1 <= 2 + (stored[j] - t) * 10 + 1e-6
+    # Not 10/s each, but 10/s together: 2 s, plus the burst (and rounding).
+    assert sum(1 for at in stored if at <= start + 2.0) <= 2 + 2.0 * 10 + 1
+
+
+def test_default_limits_is_one_instance_per_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))
+    shared = default_limits()
+    try:
+        assert default_limits() is shared
+        assert default_limits(LimitSettings(state_dir=tmp_path)) is shared
+        other = default_limits(LimitSettings(state_dir=tmp_path / "other"))
+        assert other is not shared
+        other.close()
+        assert default_limits(LimitSettings(state_dir=tmp_path / "other")) is not other
+        default_limits(LimitSettings(state_dir=tmp_path / "other")).close()
+    finally:
+        shared.close()
+    assert default_limits() is not shared
+    default_limits().close()
+
+
+def test_limits_follow_a_new_event_loop(tmp_path: Path) -> None:
+    """A process-wide instance outlives one asyncio.run (warnings are errors here)."""
+    limits = Limits(LimitSettings(state_dir=tmp_path, requests_per_minute=600, burst=50))
+
+    async def use() -> None:
+        await limits.request()
+        (await limits.reserve(10)).commit(10)
+
+    asyncio.run(use())
+    asyncio.run(use())
+    assert len(limits.store.history("requests")) == 2
+    limits.close()
+
+
+@pytest.mark.looptime
+async def test_snapshot_shows_every_window(make_limits: MakeLimits) -> None:
+    limits = make_limits(hourly_bytes=1_000, byte_burst=1.0, hour=100.0)
+    await limits.request()
+    await limits.request()
+    (await limits.reserve(600)).commit(650)
+    held = await limits.reserve(300)
+    await asyncio.sleep(5)
+    waiter = asyncio.create_task(limits.reserve(500))
+    await asyncio.sleep(20)
+    snap = limits.snapshot()
+    assert snap.at == T0 + 25
+    assert (snap.requests_minute.used, snap.requests_minute.budget) == (2, 60)
+    assert snap.requests_day.used == 2
+    assert (snap.bytes_hour.used, snap.bytes_hour.in_flight) == (650, 300)
+    assert snap.bytes_hour.remaining == 50
+    assert snap.bytes_hour.next_free_at == pytest.approx(T0 + 100)
+    assert snap.bytes_in_flight == snap.bytes_in_flight_here == 300
+    ((reason, resume_at),) = snap.waiting
+    assert reason == "hourly byte budget"
+    assert resume_at == pytest.approx(T0 + 100)
+    assert snap.paused_until is None
+    held.commit(300)
+    waiter.cancel()
+    limits.backoff(60)
+    assert limits.snapshot().paused_until == pytest.approx(T0 + 85)
+
+
+# -- properties -----------------------------------------------------------------------
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.t = T0
+
+    def now(self) -> float:
+        return self.t
+
+
+HOURLY, DAILY, HOUR, DAY, LEASE = 1_000, 2_500, 100.0, 400.0, 50.0
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    """Any mix of reservations, commits, failures, crashes (expired leases) and time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = ManualClock()
+        self.store = LimitStore(":memory:")
+        self.open: list[Reservation] = []
+        self.done: list[Reservation] = []
+        self.created: dict[int, float] = {}
+        #: (time, bytes charged above the estimate held) for each settlement
+        self.excess: list[tuple[float, int]] = []
+
+    @initialize(burst=st.sampled_from([0.05, 0.3, 1.0]))
+    def start(self, burst: float) -> None:
+        self.limits = Limits(
+            LimitSettings(
+                hourly_bytes=HOURLY,
+                daily_bytes=DAILY,
+                hour=HOUR,
+                day=DAY,
+                byte_burst=burst,
+                lease=LEASE,
+            ),
+            clock=self.clock,
+            store=self.store,
+        )
+
+    def ledger_total(self) -> int:
+        return sum(n for _, n in self.store.history("media"))
+
+    @rule(nbytes=st.integers(0, 1_200))
+    def reserve(self, nbytes: int) -> None:
+        reservation = self.limits.try_reserve(nbytes)
+        if reservation is not None:
+            assert reservation.held == min(nbytes, HOURLY)
+            self.open.append(reservation)
+            self.created[reservation.id] = self.clock.t
+
+    def _settle(self, index: int, amount: int, *, commit: bool) -> None:
+        reservation = self.open.pop(index % len(self.open))
+        still_held = reservation.id in {h.id for h in self.store.held()}
+        before = self.ledger_total()
+        if commit:
+            reservation.commit(amount)
+        else:
+            reservation.release(received=amount)
+        expected = amount if still_held else max(0, amount - reservation.held)
+        assert self.ledger_total() - before == expected
+        if amount > reservation.held:
+            self.excess.append((self.clock.t, amount - reservation.held))
+        self.done.append(reservation)
+
+    @precondition(lambda self: self.open)
+    @rule(index=st.integers(0, 50), actual=st.integers(0, 1_500))
+    def commit(self, index: int, actual: int) -> None:
+        self._settle(index, actual, commit=True)
+
+    @precondition(lambda self: self.open)
+    @rule(index=st.integers(0, 50), received=st.integers(0, 400))
+    def fail(self, index: int, received: int) -> None:
+        self._settle(index, received, commit=False)
+
+    @precondition(lambda self: self.done)
+    @rule(index=st.integers(0, 50))
+    def settle_again(self, index: int) -> None:
+        reservation = self.done[index % len(self.done)]
+        before = self.ledger_total()
+        try:
+            reservation.commit(10)
+        except RuntimeError:
+            pass
+        else:  # pragma: no cover - the property below fails
+            raise AssertionError("a second commit was accepted")
+        reservation.release(received=10)
+        assert self.ledger_total() == before
+
+    @rule(dt=st.floats(0, 80))
+    def advance(self, dt: float) -> None:
+        self.clock.t += dt
+
+    @invariant()
+    def windows_hold(self) -> None:
+        if not hasattr(self, "limits"):
+            return
+        now = self.clock.t
+        rows = self.store.history("media")
+        in_flight = sum(h.nbytes for h in self.store.held())
+        snap = self.limits.snapshot()
+        for budget, length, shown in (
+            (HOURLY, HOUR, snap.bytes_hour),
+            (DAILY, DAY, snap.bytes_day),
+        ):
+            used = sum(n for at, n in rows if at > now - length)
+            assert shown.used == used  # the cumulative arithmetic agrees with the sum
+            extra = sum(e for t, e in self.excess if t > now - length)
+            assert used + in_flight <= budget + extra
+
+    @invariant()
+    def every_reservation_is_held_until_settled_or_expired(self) -> None:
+        held = {h.id for h in self.store.held()}
+        open_ids = {r.id for r in self.open}
+        assert held <= open_ids
+        for rid in open_ids - held:  # only a lease that ran out frees a held row
+            assert self.created[rid] + LEASE <= self.clock.t
+
+    def teardown(self) -> None:
+        for reservation in self.open:
+            reservation.release()
+        assert self.store.held() == []
+        if hasattr(self, "limits"):
+            self.limits.close()
+        self.store.close()
+
+
+LedgerMachine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_ledger_properties = LedgerMachine.TestCase
