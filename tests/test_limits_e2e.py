@@ -1,0 +1,153 @@
+"""The limits end to end: real processes, real HTTP, the fake server counting what arrives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inat_async.testing import FakeInatServer, build_dataset, run_in_thread
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeInatServer]:
+    with run_in_thread(build_dataset({"Apis mellifera": 60, "Mantis religiosa": 30}, seed=5)) as s:
+        yield s
+
+
+def start(args: list[str], cwd: Path, state: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "INAT_ASYNC_STATE_DIR": str(state)}
+    env.pop("INAT_API_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "inat_async", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def read_until(process: subprocess.Popen[str], needle: str, timeout: float = 30) -> str:
+    """Lines of output up to the first that holds ``needle`` (the process keeps running)."""
+    assert process.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return "".join(seen)
+    raise AssertionError(f"never saw {needle!r}; output:\n{''.join(seen)}")
+
+
+def stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    return process.returncode
+
+
+def test_a_tiny_hourly_budget_pauses_the_run_and_a_restart_stays_paused(
+    fake: FakeInatServer, tmp_path: Path
+) -> None:
+    (tmp_path / "species.csv").write_text("name\nApis mellifera\n")
+    budget = 40_000
+    args = [
+        "run",
+        "-o",
+        "40",
+        "-w",
+        "4",
+        "--plain",
+        "--api-url",
+        fake.api_url,
+        "--requests-per-minute",
+        "100000",
+        "--hourly-limit",
+        f"{budget}B",
+    ]
+    sent_before = fake.log.bytes_sent()
+    process = start(args, tmp_path, tmp_path / "state")
+    output = read_until(process, "hourly byte budget")
+    time.sleep(1.0)
+    assert process.poll() is None, "a budget pauses the run; it never ends it"
+    spent = fake.log.bytes_sent() - sent_before
+    biggest = max(r.bytes_sent for r in fake.log.records("photo"))
+    assert 0 < spent <= budget + 4 * biggest  # at most the photos in flight beyond it
+    assert stop(process) == 130
+    assert "going on at" in output or "resum" in output.lower()
+
+    # The ledger is on disk: a new process knows the hour is spent and waits at once.
+    sent_before = fake.log.bytes_sent()
+    again = start(args, tmp_path, tmp_path / "state")
+    read_until(again, "hourly byte budget")
+    time.sleep(0.5)
+    assert again.poll() is None
+    assert fake.log.bytes_sent() - sent_before <= 4 * biggest
+    assert stop(again) == 130
+
+
+def test_a_daily_request_budget_of_3_stops_requests_after_3(
+    fake: FakeInatServer, tmp_path: Path
+) -> None:
+    (tmp_path / "species.csv").write_text("name\nApis mellifera\nMantis religiosa\n")
+    before = len(fake.log.api_requests())
+    process = start(
+        ["run", "-o", "500", "--plain", "--api-url", fake.api_url, "--requests-per-day", "3"],
+        tmp_path,
+        tmp_path / "state",
+    )
+    read_until(process, "daily request budget")
+    time.sleep(1.0)
+    assert process.poll() is None
+    assert len(fake.log.api_requests()) - before == 3
+    assert stop(process) == 130
+
+
+PACED_CLIENT = textwrap.dedent(
+    """
+    import asyncio, sys
+    import aiohttp
+    from inat_async import InatClient, LimitSettings, Limits
+
+    async def main(api_url, state_dir, count):
+        settings = LimitSettings(requests_per_minute=10, burst=2, minute=1.0, state_dir=state_dir)
+        async with Limits(settings) as limits, aiohttp.ClientSession() as session:
+            client = InatClient(session, limits=limits, api_url=api_url)
+            for _ in range(count):
+                await client.resolve_taxon("Apis mellifera")
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    """
+)
+
+
+def test_two_processes_share_one_request_window(fake: FakeInatServer, tmp_path: Path) -> None:
+    script = tmp_path / "paced.py"
+    script.write_text(PACED_CLIENT)
+    before = len(fake.log.api_requests())
+    state = tmp_path / "shared-state"
+    processes = [
+        subprocess.Popen([sys.executable, str(script), fake.api_url, str(state), "12"])
+        for _ in range(2)
+    ]
+    for process in processes:
+        assert process.wait(timeout=60) == 0
+    times = sorted(fake.log.api_times()[before:])
+    assert len(times) == 24
+    # Never more than 10 in any 1-second window (a little slack for loopback jitter).
+    for i, first in enumerate(times):
+        assert sum(1 for t in times[i:] if t < first + 0.98) <= 10, times
+    # ...and the shared budget was used, not wasted: 24 requests at 10/s after a burst of 2.
+    assert times[-1] - times[0] < 4.0
