@@ -51,8 +51,8 @@ from .models import Observation, Photo, Taxon, photo_url_for_size, url_extension
 from .options import Query
 from .results import PhotoFailure, RunResult, SpeciesResult
 from .retry import RetryPolicy
-from .species import SpeciesEntry
-from .state import DONE, FAILED, PENDING, PhotoRecord, StateStore, species_key
+from .species import SpeciesEntry, normalise_name, species_from_names
+from .state import DONE, FAILED, PENDING, PhotoRecord, StateStore
 
 DEFAULT_USER_AGENT = (
     f"inat-async/{__version__} (+https://github.com/inat-async/inat-async; bulk photo downloader)"
@@ -135,11 +135,7 @@ async def download_species(
     >>> result.photos_downloaded  # doctest: +SKIP
     143
     """
-    entry = SpeciesEntry(name=" ".join(name.split()), start_id=start_id, taxon_id=taxon_id)
-    if not entry.name:
-        raise UsageError("the species name is empty")
-    if start_id < 0:
-        raise UsageError(f"start_id must not be negative, got {start_id}")
+    entry = SpeciesEntry(name=normalise_name(name), start_id=start_id, taxon_id=taxon_id)
     run = await download_all([entry], session=session, limits=limits, on_event=on_event, **options)
     return run.species[0]
 
@@ -162,14 +158,7 @@ async def download_all(
         settings = Settings.create(**options)
     elif options:
         raise UsageError(f"pass either settings or options, not both: {', '.join(options)}")
-    entries = _dedupe(
-        SpeciesEntry(name=" ".join(item.split())) if isinstance(item, str) else item
-        for item in species
-    )
-    if any(not entry.name for entry in entries):
-        raise UsageError("a species name is empty")
-    if not entries:
-        raise UsageError("the species list is empty")
+    entries = species_from_names(species)
     shared_limits = resolve_limits(limits, settings.api_url)
     owns_session = session is None
     if session is None:
@@ -187,13 +176,6 @@ async def download_all(
     finally:
         if owns_session:
             await session.close()
-
-
-def _dedupe(entries: Iterable[SpeciesEntry]) -> list[SpeciesEntry]:
-    seen: dict[str, SpeciesEntry] = {}
-    for entry in entries:
-        seen.setdefault(species_key(entry.name), entry)
-    return list(seen.values())
 
 
 @dataclass(slots=True)

@@ -147,8 +147,8 @@ class _Collector:
         self.entries.append(entry)
 
 
-def species_from_names(names: Iterable[str]) -> list[SpeciesEntry]:
-    """Species entries from plain names, for library callers; duplicates are dropped.
+def species_from_names(names: Iterable[str | SpeciesEntry]) -> list[SpeciesEntry]:
+    """Species entries from plain names (or entries), for library callers; duplicates dropped.
 
     A single string counts as one name, not as a sequence of letters.
 
@@ -158,6 +158,9 @@ def species_from_names(names: Iterable[str]) -> list[SpeciesEntry]:
     collector = _Collector(UsageError)
     for index, raw in enumerate([names] if isinstance(names, str) else names, start=1):
         where = f"species #{index}"
+        if isinstance(raw, SpeciesEntry):
+            collector.add(raw, where, where)
+            continue
         if not isinstance(raw, str):
             raise UsageError(f"{where}: a species name must be a string, got {raw!r}")
         name = normalise_name(raw)
