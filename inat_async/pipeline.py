@@ -30,7 +30,7 @@ import aiohttp
 
 from ._version import __version__
 from .api import OFFICIAL_API_URL, InatClient
-from .errors import InatError, StorageError, UsageError
+from .errors import InatError, LimitsError, StorageError, UsageError
 from .events import (
     EventCallback,
     PageFetched,
@@ -264,8 +264,8 @@ class _Run:
         self.species.append(species)
         try:
             await self._walk(species, queue)
-        except StorageError:
-            raise
+        except (StorageError, LimitsError):
+            raise  # the folder or the limits store is unusable: no species can go on
         except InatError as exc:
             species.result.error = str(exc)
         finally:
@@ -306,15 +306,17 @@ class _Run:
             await self._enqueue(queue, species, record)
 
         remaining = self.settings.observations - state.observations
-        expected = state.observations
+        expected: int | None = None
         id_above = max(species.entry.start_id, state.watermark)
         if remaining <= 0:
             return
         pages = self.client.observation_pages(taxon.id, query, id_above=id_above, species=name)
         async with contextlib.aclosing(pages):
             async for page in pages:
-                if page.total_results is not None and expected == state.observations:
-                    expected = state.observations + min(remaining, page.total_results)
+                if expected is None:
+                    # total_results counts what is left above id_above: known on page one.
+                    left = page.total_results if page.total_results is not None else remaining
+                    expected = state.observations + min(remaining, left)
                 taken = page.observations[:remaining]
                 rows = [self._screen(species, observation) for observation in taken]
                 # Stop the watermark at the last observation taken, so a later run
@@ -323,7 +325,7 @@ class _Run:
                 watermark = taken[-1].id if cut and taken else (page.last_id or id_above)
                 new = self.store.record_page(name, rows, watermark)
                 remaining -= len(taken)
-                self.emit(PageFetched(name, len(taken), len(new), max(expected, 0), watermark))
+                self.emit(PageFetched(name, len(taken), len(new), expected, watermark))
                 for record in new:
                     await self._enqueue(queue, species, record)
                 if remaining <= 0:
