@@ -1,4 +1,8 @@
-"""The command line: a thin typer layer that parses, calls the library, and renders events.
+"""The command line: a thin typer layer that parses, calls the library, and renders.
+
+Commands: ``run`` (download, or ``--dry-run`` to estimate), ``status`` (where a
+dataset stands, offline) and ``demo`` (a real run against the built-in fake
+iNaturalist, offline).
 
 Exit codes: 0 done (photos the server no longer has are reported, not fatal);
 1 some species or photos failed; 2 bad usage or input (nothing was downloaded);
@@ -11,7 +15,9 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -19,22 +25,27 @@ import typer
 from rich.console import Console
 
 from ._version import __version__
-from .errors import InatError, UsageError
-from .limits import LimitSettings
+from .errors import InatError, StorageError, UsageError
+from .limits import Limits, LimitSettings
 from .options import parse_byte_size
-from .pipeline import DEFAULT_USER_AGENT, Settings, download_all
-from .progress import make_reporter, render_summary
-from .species import read_species_csv
+from .pipeline import DEFAULT_USER_AGENT, Settings, download_all, resolve_limits
+from .plan import RunPlan, SpeciesPlan, plan_run
+from .progress import LiveReporter, PlainReporter, make_reporter, watch_limits
+from .species import SpeciesEntry, read_species_csv
+from .status import dataset_status
+from .views import count, render_plan, render_status, render_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 app = typer.Typer(
     name="inat-async",
-    help="Bulk-download iNaturalist observation photos and metadata for a list of species, "
-    "fast, resumably, and within iNaturalist's limits.",
+    help="Bulk-download iNaturalist observation photos and metadata for a list of species: "
+    "concurrent, resumable, and within iNaturalist's published limits.\n\n"
+    "Try it offline first: inat-async demo",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -48,14 +59,21 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(
+    epilog="Exit codes: 0 done, 1 some species or photos failed, 2 bad usage or input, "
+    "130/143 stopped by Ctrl-C/SIGTERM (rerun the same command to resume)."
+)
 def _root(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    """Bulk-download iNaturalist photos and metadata for a list of species."""
+    """Bulk-download iNaturalist photos and metadata for a list of species.
+
+    [bold]run[/] downloads (or estimates, with --dry-run), [bold]status[/] shows where
+    a download stands without the network, [bold]demo[/] shows the tool at work offline.
+    """
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -88,6 +106,12 @@ class Interrupted(Exception):
         self.code = 128 + signum
 
 
+def _restore_terminal() -> None:
+    """The live display hides the cursor; a hard exit must not leave it hidden."""
+    if sys.stdout.isatty():
+        os.write(sys.stdout.fileno(), b"\x1b[?25h\n")
+
+
 def run_async(main: Callable[[], Awaitable[T]]) -> T:
     """asyncio.run, where SIGINT and SIGTERM cancel the run so that it cleans up.
 
@@ -104,6 +128,7 @@ def run_async(main: Callable[[], Awaitable[T]]) -> T:
 
         def on_signal(signum: int) -> None:
             if received:
+                _restore_terminal()
                 os._exit(128 + received[0])
             received.append(signum)
             task.cancel()
@@ -125,33 +150,153 @@ def run_async(main: Callable[[], Awaitable[T]]) -> T:
         raise
 
 
+def _run_cli(main: Callable[[], Awaitable[int]]) -> None:
+    """Run ``main`` and leave with its exit code, or one clear line for an error."""
+    try:
+        code = run_async(main)
+    except Interrupted as stop:
+        err_console.print(
+            f"stopped by {stop}: finished photos are kept; "
+            "rerun the same command to resume where it stopped"
+        )
+        raise typer.Exit(stop.code) from None
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    except InatError as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
+    raise typer.Exit(code)
+
+
+async def _download(
+    entries: Sequence[SpeciesEntry],
+    settings: Settings,
+    limits: Limits,
+    reporter: LiveReporter | PlainReporter,
+    *,
+    silent: bool,
+) -> int:
+    """The run shared by ``run`` and ``demo``: live events, then the summary."""
+    started = time.monotonic()
+    with reporter:
+        async with watch_limits(reporter, limits.snapshot):
+            result = await download_all(
+                entries, settings=settings, limits=limits, on_event=reporter
+            )
+    if silent:
+        for species in result.species:
+            for failure in species.failures:
+                if not failure.missing:
+                    err_console.print(
+                        f"failed: {species.name}, observation {failure.observation_id}, "
+                        f"photo {failure.photo_id}: {failure.reason}",
+                        markup=False,
+                    )
+    else:
+        reporter.console.print()
+        render_summary(
+            reporter.console, result, settings.out_dir, elapsed=time.monotonic() - started
+        )
+    for species in result.species:
+        if species.error:
+            err_console.print(f"[bold red]error:[/] {species.name}: {species.error}")
+    return result.exit_code
+
+
+# -- shared options --------------------------------------------------------------------------
+
 StateDir = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
         envvar="INAT_ASYNC_STATE_DIR",
-        help="Where the shared request log and byte ledger live "
-        "[default: the platform's per-user state folder].",
+        help="Where the budgets shared by all your runs (request log, byte ledger) are kept "
+        "\\[default: the platform's per-user state folder].",
         show_default=False,
     ),
 ]
 OutDir = Annotated[
-    Path, typer.Option("--out", help="Output folder (photos, CSV files, resume state).")
+    Path,
+    typer.Option(
+        "--out",
+        help="Output folder: one <Species>_images folder and two CSV files per species, "
+        "and the resume state in .inat-async/.",
+    ),
+]
+RequestsPerMinute = Annotated[
+    int,
+    typer.Option(
+        "--requests-per-minute",
+        help="API requests per sliding minute; above 60 only with an --api-url other than "
+        "iNaturalist's.",
+    ),
+]
+RequestsPerDay = Annotated[
+    int, typer.Option("--requests-per-day", help="API requests per sliding 24 hours.")
+]
+HourlyLimit = Annotated[
+    str,
+    typer.Option(
+        "--hourly-limit",
+        help="Photo bytes per sliding hour, e.g. 4.5GB (GB = 10^9 bytes; iNaturalist may "
+        "block above 5GB).",
+    ),
+]
+DailyLimit = Annotated[
+    str,
+    typer.Option(
+        "--daily-limit",
+        help="Photo bytes per sliding 24 hours, e.g. 22GB (iNaturalist may block above 24GB).",
+    ),
+]
+Plain = Annotated[
+    bool,
+    typer.Option(
+        "--plain",
+        help="Timestamped log lines instead of the live display (the default when the "
+        "output is not a terminal).",
+    ),
+]
+Silent = Annotated[bool, typer.Option("--silent", help="Print errors only.")]
+Verbose = Annotated[
+    bool, typer.Option("-v", "--verbose", help="Also one line per photo (with --plain).")
 ]
 
+RUN_EPILOG = """\
+[bold]Examples[/]
 
-@app.command()
+  inat-async run species.csv -o 500 -s large -w 8
+  inat-async run species.csv -q research,needs_id -l cc-by,cc0 --out dataset
+  inat-async run species.csv --dry-run        [dim]# what a run would fetch, and how long[/]
+  inat-async status --out dataset             [dim]# where it stands, offline[/]
+
+species.csv has a header line and one species a line: name,start_id (start_id is \
+optional, 0 by default; an optional taxon_id column skips the name lookup).
+
+Stopped (Ctrl-C, a crash, a budget)? Rerun the same command: finished photos are \
+kept, the rest is fetched, nothing is written twice.
+"""
+
+
+@app.command(epilog=RUN_EPILOG)
 def run(
     species_csv: Annotated[
         Path,
-        typer.Argument(help="CSV with a 'name' column; optional 'start_id' and 'taxon_id'."),
+        typer.Argument(
+            help="CSV with a 'name' column (scientific or common names); optional "
+            "'start_id' (fetch observations above this id) and 'taxon_id'."
+        ),
     ] = Path("species.csv"),
     observations: Annotated[
-        int, typer.Option("-o", "--observations", help="Observations per species (first N by id).")
+        int,
+        typer.Option("-o", "--observations", help="Observations per species: the first N, by id."),
     ] = 200,
     quality: Annotated[
         str,
-        typer.Option("-q", "--quality", help="research, needs_id, casual, a comma list, or any."),
+        typer.Option(
+            "-q",
+            "--quality",
+            help="Quality grade: research, needs_id, casual, a comma list, or any.",
+        ),
     ] = "research",
     license: Annotated[
         str,
@@ -164,12 +309,24 @@ def run(
     ] = "any",
     size: Annotated[
         str,
-        typer.Option("-s", "--size", help="small (240px), medium (500), large (1024), original."),
+        typer.Option(
+            "-s",
+            "--size",
+            help="Photo size: small (240 px), medium (500), large (1024), original (2048).",
+        ),
     ] = "medium",
     workers: Annotated[
-        int, typer.Option("-w", "--workers", help="Concurrent photo downloads.")
+        int, typer.Option("-w", "--workers", help="Photos downloaded at the same time.")
     ] = 8,
     out: OutDir = Path("results"),
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Resolve the names and count what a run would fetch (observations, photos, "
+            "bytes) and how long the limits make it take; download nothing, create nothing.",
+        ),
+    ] = False,
     api_url: Annotated[
         str,
         typer.Option(
@@ -180,36 +337,23 @@ def run(
         str, typer.Option("--user-agent", help="Sent with every request.")
     ] = DEFAULT_USER_AGENT,
     state_dir: StateDir = None,
-    requests_per_minute: Annotated[
-        int,
-        typer.Option(
-            "--requests-per-minute",
-            help="API pace; above 60 only for servers other than iNaturalist's.",
-        ),
-    ] = 60,
-    requests_per_day: Annotated[
-        int, typer.Option("--requests-per-day", help="API requests per sliding 24 hours.")
-    ] = LimitSettings.requests_per_day,
-    hourly_limit: Annotated[
-        str, typer.Option("--hourly-limit", help="Media bytes per sliding hour, e.g. 4.5GB.")
-    ] = "4.5GB",
-    daily_limit: Annotated[
-        str, typer.Option("--daily-limit", help="Media bytes per sliding day, e.g. 22GB.")
-    ] = "22GB",
-    plain: Annotated[
-        bool, typer.Option("--plain", help="Timestamped log lines instead of the live display.")
-    ] = False,
-    silent: Annotated[bool, typer.Option("--silent", help="Print errors only.")] = False,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="One line per photo.")] = False,
+    requests_per_minute: RequestsPerMinute = 60,
+    requests_per_day: RequestsPerDay = LimitSettings.requests_per_day,
+    hourly_limit: HourlyLimit = "4.5GB",
+    daily_limit: DailyLimit = "22GB",
+    plain: Plain = False,
+    silent: Silent = False,
+    verbose: Verbose = False,
 ) -> None:
     """Download photos and metadata for every species in SPECIES_CSV.
 
-    Rerun the same command to resume after an interruption: finished photos are kept,
-    unfinished ones are fetched again, nothing is written twice.
+    Observations are taken in ascending id order; each photo is filtered and named by
+    its own license. A live display shows each species, the overall progress and the
+    hourly and daily byte budgets; a summary table follows.
     """
     try:
         entries = read_species_csv(species_csv)
-        limits = limit_settings(
+        limit_config = limit_settings(
             state_dir=state_dir,
             requests_per_minute=requests_per_minute,
             requests_per_day=requests_per_day,
@@ -226,37 +370,160 @@ def run(
             api_url=api_url,
             user_agent=user_agent,
         )
-        limits.validate(api_url)
+        limit_config.validate(api_url)
     except UsageError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
 
-    reporter = make_reporter(plain=plain, silent=silent, verbose=verbose)
+    if dry_run:
+        _run_cli(lambda: _dry_run(entries, settings, limit_config, plain=plain, silent=silent))
 
     async def main() -> int:
-        with reporter:
-            result = await download_all(
-                entries, settings=settings, limits=limits, on_event=reporter
-            )
-        if not silent:
-            render_summary(reporter.console, result)
-        for species in result.species:
+        limits = resolve_limits(limit_config, settings.api_url)
+        reporter = make_reporter(plain=plain, silent=silent, verbose=verbose)
+        return await _download(entries, settings, limits, reporter, silent=silent)
+
+    _run_cli(main)
+
+
+# -- dry run -----------------------------------------------------------------------------------
+
+
+async def _dry_run(
+    entries: Sequence[SpeciesEntry],
+    settings: Settings,
+    limit_config: LimitSettings,
+    *,
+    plain: bool,
+    silent: bool,
+) -> int:
+    console = Console(highlight=False)
+    live = not (plain or silent) and console.is_terminal and not console.is_dumb_terminal
+    done: list[SpeciesPlan] = []
+
+    def on_species(species: SpeciesPlan) -> None:
+        done.append(species)
+        if live:
+            spinner.update(f"Resolving and counting… {len(done)}/{len(entries)} species")
+        elif not silent:
+            if species.error:
+                what = species.error
+                if species.suggestions:
+                    what += f"; did you mean {', '.join(species.suggestions)}?"
+            else:
+                what = (
+                    f"{count(species.available)} observations available, "
+                    f"{count(species.observations)} to fetch"
+                )
+            console.print(f"{species.name}: {what}", markup=False)
+
+    spinner = console.status(f"Resolving and counting… 0/{len(entries)} species")
+    if live:
+        spinner.start()
+    try:
+        plan: RunPlan = await plan_run(
+            entries, settings=settings, limits=limit_config, on_species=on_species
+        )
+    finally:
+        if live:
+            spinner.stop()
+    if silent:
+        for species in plan.species:
             if species.error:
                 err_console.print(f"[bold red]error:[/] {species.name}: {species.error}")
-        return result.exit_code
+    else:
+        render_plan(console, plan)
+    return EXIT_OK if plan.ok else EXIT_FAILED
 
+
+# -- status -----------------------------------------------------------------------------------
+
+
+@app.command()
+def status(
+    out: Annotated[
+        Path, typer.Option("--out", help="The output folder of the run to report on.")
+    ] = Path("results"),
+    state_dir: StateDir = None,
+    requests_per_minute: RequestsPerMinute = 60,
+    requests_per_day: RequestsPerDay = LimitSettings.requests_per_day,
+    hourly_limit: HourlyLimit = "4.5GB",
+    daily_limit: DailyLimit = "22GB",
+) -> None:
+    """Show where the download in --out stands, without the network.
+
+    Per species: observations recorded, photos done, pending, failed and missing, and
+    bytes; then the budgets spent by all your runs in the last minute, hour and day,
+    and when they free up. Reads the state stores only; creates and changes nothing.
+    """
     try:
-        code = run_async(main)
-    except Interrupted as stop:
-        err_console.print(
-            f"stopped by {stop}: finished photos are kept; "
-            "rerun the same command to resume where it stopped"
+        limit_config = limit_settings(
+            state_dir=state_dir,
+            requests_per_minute=requests_per_minute,
+            requests_per_day=requests_per_day,
+            hourly_limit=hourly_limit,
+            daily_limit=daily_limit,
         )
-        raise typer.Exit(stop.code) from None
-    except UsageError as exc:
+        limit_config.validate()
+        report = dataset_status(out, limit_config)
+    except (UsageError, StorageError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     except InatError as exc:
         raise _fail(str(exc), EXIT_FAILED) from None
-    raise typer.Exit(code)
+    render_status(Console(highlight=False), report)
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Where to put the demo's photos and CSV files "
+            "\\[default: a new temporary folder].",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("-w", "--workers", help="Photos downloaded at the same time.")
+    ] = 8,
+    plain: Plain = False,
+) -> None:
+    """Watch a real download, offline, in a few seconds.
+
+    Starts the built-in fake iNaturalist on 127.0.0.1 (three species, generated
+    photos) and downloads 30 observations of each with the live display. Its budgets
+    live in a throwaway folder: your real ones are neither read nor spent.
+    """
+    from .demo import DEMO_OBSERVATIONS, demo_environment
+
+    if workers < 1:
+        raise _fail(f"workers must be at least 1, got {workers}", EXIT_USAGE)
+    out_dir = out if out is not None else Path(tempfile.mkdtemp(prefix="inat-async-demo-"))
+
+    async def main() -> int:
+        async with demo_environment() as env:
+            settings = env.settings(out_dir, workers=workers)
+            reporter = make_reporter(plain=plain, silent=False, verbose=False)
+            reporter.console.print(
+                f"Demo: a fake iNaturalist at {env.api_url}; {DEMO_OBSERVATIONS} observations "
+                f"of {', '.join(e.name for e in env.species)}, into {out_dir}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            code = await _download(env.species, settings, env.limits, reporter, silent=False)
+        reporter.console.print(
+            f"Next: look in {out_dir}, or run: inat-async status --out {out_dir}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return code
+
+    _run_cli(main)
 
 
 def main() -> None:

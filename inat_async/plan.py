@@ -1,0 +1,315 @@
+"""What a run would fetch, and how long the limits make it take, without downloading anything.
+
+:func:`plan_run` resolves every name (as a run would: a resumed dataset keeps its
+taxon) and sends **one** observation search per species, ``per_page=SAMPLE_SIZE``: its
+``total_results`` gives the count, and its first observations give the photos per
+observation after the per-photo license filter (which varies a lot between species and
+licenses, so a global guess would be far off). With ``sample_size=0`` the search
+is a pure count (``per_page=0``) and a prior is used instead. Photo requests are
+never sent; the output folder is only read (an existing dataset is taken into
+account: its stored observations and watermark), never created.
+
+>>> entries = read_species_csv("species.csv")  # doctest: +SKIP
+>>> plan = await plan_run(entries, settings=Settings.create())  # doctest: +SKIP
+>>> plan.photos, plan.seconds  # doctest: +SKIP
+(1412, 204.0)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from .api import MAX_PER_PAGE, InatClient, TaxonNotFoundError
+from .errors import InatError, StorageError
+from .events import EventCallback, ignore
+from .limits import Limits, LimitSettings
+from .models import Taxon, is_result_page, parse_observation_page, parse_taxa_page
+from .options import Query
+from .pipeline import TYPICAL_BYTES, Settings, resolve_limits
+from .species import SpeciesEntry
+from .state import StateStore
+from .status import has_dataset
+
+#: Observations fetched per species to estimate its photos per observation.
+SAMPLE_SIZE = 20
+#: Photos per observation assumed when no sample is taken (recorded API pages average 2).
+PHOTOS_PER_OBSERVATION = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class SpeciesPlan:
+    """One species: what is available, what a run would take, roughly how much."""
+
+    name: str
+    taxon: Taxon | None = None
+    #: The synonym or common name the name matched, when it is not the taxon's name.
+    matched_term: str | None = None
+    #: Why this species cannot be fetched (unknown name, API error); None when it can.
+    error: str | None = None
+    #: Close names the taxa search offered for an unknown name.
+    suggestions: tuple[str, ...] = ()
+    #: Observations above the start id (or the dataset's watermark) matching the settings.
+    available: int = 0
+    #: Observations the output folder already holds for this species.
+    already: int = 0
+    #: Observations a run would fetch now: ``min(wanted - already, available)``.
+    observations: int = 0
+    #: Observations in the sample, and the photos a run would keep of them.
+    sampled: int = 0
+    sampled_photos: int = 0
+    photos: int = 0
+    bytes: int = 0
+    #: API requests a run would send for this species (taxon, observation pages).
+    requests: int = 0
+
+    @property
+    def photos_per_observation(self) -> float | None:
+        return self.sampled_photos / self.sampled if self.sampled else None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    query: Query
+    #: Observations asked per species (``-o``).
+    wanted: int
+    species: list[SpeciesPlan]
+    limits: LimitSettings
+    sample_size: int
+    typical_bytes: int
+    photos_per_observation_prior: float = PHOTOS_PER_OBSERVATION
+    requests: int = 0
+    #: Time the API requests take at the pace, and the bytes under the hourly and
+    #: daily budgets; a run takes at least the longer of the two.
+    request_seconds: float = 0.0
+    byte_seconds: float = 0.0
+
+    @property
+    def observations(self) -> int:
+        return sum(s.observations for s in self.species)
+
+    @property
+    def photos(self) -> int:
+        return sum(s.photos for s in self.species)
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.bytes for s in self.species)
+
+    @property
+    def seconds(self) -> float:
+        return max(self.request_seconds, self.byte_seconds)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.error is None for s in self.species)
+
+
+async def plan_run(
+    species: Iterable[SpeciesEntry],
+    *,
+    settings: Settings,
+    limits: Limits | LimitSettings | None = None,
+    session: aiohttp.ClientSession | None = None,
+    sample_size: int = SAMPLE_SIZE,
+    on_event: EventCallback = ignore,
+    on_species: Callable[[SpeciesPlan], None] | None = None,
+) -> RunPlan:
+    """Estimate a run of ``species`` with ``settings``: API requests only, no photos.
+
+    ``on_species`` is called as each species is planned (a display's progress).
+    A name that resolves to nothing is a :class:`SpeciesPlan` with ``error`` and
+    ``suggestions``, not an exception.
+    """
+    if not 0 <= sample_size <= MAX_PER_PAGE:
+        raise ValueError(f"sample_size must be within 0..{MAX_PER_PAGE}, got {sample_size}")
+    shared = resolve_limits(limits, settings.api_url)
+    entries = list(species)
+    # Read-only use of an existing dataset; a dataset of other settings is refused
+    # exactly as a run would refuse it.
+    store = (
+        StateStore.open(settings.out_dir, settings.query, create=False)
+        if has_dataset(settings.out_dir)
+        else None
+    )
+    owns_session = session is None
+    if session is None:
+        session = aiohttp.ClientSession(headers={"User-Agent": settings.user_agent})
+    try:
+        client = InatClient(
+            session,
+            limits=shared,
+            api_url=settings.api_url,
+            retry=settings.retry,
+            on_event=on_event,
+        )
+        plans: list[SpeciesPlan] = []
+        for entry in entries:
+            plan = await _plan_species(client, entry, settings, store, sample_size)
+            plans.append(plan)
+            if on_species is not None:
+                on_species(plan)
+    finally:
+        if store is not None:
+            store.close()
+        if owns_session:
+            await session.close()
+    requests = sum(p.requests for p in plans)
+    total_bytes = sum(p.bytes for p in plans)
+    return RunPlan(
+        query=settings.query,
+        wanted=settings.observations,
+        species=plans,
+        limits=shared.settings,
+        sample_size=sample_size,
+        typical_bytes=TYPICAL_BYTES[settings.query.size],
+        requests=requests,
+        request_seconds=request_seconds(requests, shared.settings),
+        byte_seconds=byte_seconds(total_bytes, shared.settings),
+    )
+
+
+async def _plan_species(
+    client: InatClient,
+    entry: SpeciesEntry,
+    settings: Settings,
+    store: StateStore | None,
+    sample_size: int,
+) -> SpeciesPlan:
+    name, query = entry.name, settings.query
+    stored = store.species(name) if store is not None else None
+    requests = 0
+    try:
+        # The same choice as a run: a resumed dataset keeps the taxon it started with.
+        if (
+            stored is not None
+            and stored.taxon is not None
+            and (entry.taxon_id is None or entry.taxon_id == stored.taxon.id)
+        ):
+            taxon, matched = stored.taxon, stored.matched_term
+        elif entry.taxon_id is not None:
+            requests += 1
+            taxon, matched = await client.taxon_by_id(entry.taxon_id, species=name), None
+        else:
+            requests += 1
+            match = await client.resolve_taxon(name)
+            taxon, matched = match.taxon, match.matched_term
+    except TaxonNotFoundError as exc:
+        suggestions = await _suggest(client, name, exc.suggestions)
+        return SpeciesPlan(
+            name, error=f"no iNaturalist taxon is named {name!r}", suggestions=suggestions
+        )
+    except StorageError:
+        raise
+    except InatError as exc:
+        return SpeciesPlan(name, error=str(exc))
+    already = stored.observations if stored is not None else 0
+    id_above = max(entry.start_id, stored.watermark if stored is not None else 0)
+    try:
+        available, sampled, kept = await _count_and_sample(
+            client, taxon.id, query, id_above, name, sample_size
+        )
+    except InatError as exc:
+        return SpeciesPlan(name, taxon, matched, error=str(exc), already=already)
+    remaining = max(0, settings.observations - already)
+    take = min(remaining, available)
+    if sample_size:
+        photos = round(take * kept / sampled) if sampled else 0
+    else:
+        photos = round(take * PHOTOS_PER_OBSERVATION)
+    return SpeciesPlan(
+        name,
+        taxon,
+        matched,
+        available=available,
+        already=already,
+        observations=take,
+        sampled=sampled,
+        sampled_photos=kept,
+        photos=photos,
+        bytes=photos * TYPICAL_BYTES[query.size],
+        requests=requests + _walk_requests(take, remaining, available),
+    )
+
+
+async def _suggest(client: InatClient, name: str, offered: Sequence[str]) -> tuple[str, ...]:
+    """Close names for one that found nothing: what the search offered, else names
+    under its first word (the genus, for a misspelt species) that look alike."""
+    if offered:
+        return tuple(offered)
+    first = name.split()[0]
+    try:
+        body = await client.get_json(
+            "taxa", {"q": first, "per_page": 100}, valid=is_result_page, context={"species": name}
+        )
+    except InatError:
+        return ()
+    names = {taxon.name for taxon in parse_taxa_page(body) if taxon.is_active}
+    return tuple(difflib.get_close_matches(name, names, n=3, cutoff=0.75))
+
+
+async def _count_and_sample(
+    client: InatClient, taxon_id: int, query: Query, id_above: int, name: str, sample_size: int
+) -> tuple[int, int, int]:
+    """``(available, sampled observations, photos a run would keep of them)``."""
+    if not sample_size:
+        total = await client.count_observations(taxon_id, query, id_above=id_above, species=name)
+        return total, 0, 0
+    params = InatClient.search_params(taxon_id, query, id_above)
+    params["per_page"] = sample_size
+    body = await client.get_json(
+        "observations", params, valid=is_result_page, context={"species": name}
+    )
+    page = parse_observation_page(body)
+    kept = sum(
+        1
+        for observation in page.observations
+        for photo in observation.photos
+        if query.accepts_photo_license(photo.license_code)
+    )
+    total = page.total_results if page.total_results is not None else page.size
+    return total, len(page.observations), kept
+
+
+def _walk_requests(take: int, remaining: int, available: int) -> int:
+    """Observation pages a run sends: full pages, plus the empty page that ends a walk
+    which runs out of observations before ``-o``."""
+    if remaining <= 0:
+        return 0
+    pages = math.ceil(take / MAX_PER_PAGE)
+    if take < remaining or available == 0:
+        pages += 1
+    return pages
+
+
+def request_seconds(requests: int, limits: LimitSettings) -> float:
+    """How long ``requests`` take at the pace: a burst, then ``requests_per_minute``;
+    beyond the daily budget, a whole day per budget."""
+    if requests <= 0:
+        return 0.0
+    days, rest = divmod(requests, limits.requests_per_day)
+    if rest == 0:
+        days, rest = days - 1, limits.requests_per_day
+    interval = limits.minute / limits.requests_per_minute
+    return days * limits.day + max(0, rest - limits.burst) * interval
+
+
+def byte_seconds(nbytes: int, limits: LimitSettings) -> float:
+    """How long ``nbytes`` take under the budgets alone: the hourly budget is spent at a
+    steady pace after a burst, and a day never takes more than the daily budget."""
+    if nbytes <= 0:
+        return 0.0
+    burst = limits.byte_burst * limits.hourly_bytes
+    per_second = limits.hourly_bytes * (1 - limits.byte_burst) / limits.hour
+    if per_second <= 0:  # byte_burst 1.0: no pace, only the windows
+        per_second = limits.hourly_bytes / limits.hour
+    # A day of bytes: the daily budget, or less if the hourly pace cannot reach it.
+    per_day = min(limits.daily_bytes, burst + per_second * limits.day)
+    days, rest = divmod(nbytes, per_day)
+    if rest == 0:
+        days, rest = days - 1, per_day
+    return days * limits.day + max(0.0, rest - burst) / per_second

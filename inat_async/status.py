@@ -1,0 +1,129 @@
+"""Where a dataset stands, read from the state stores alone: no network, nothing written.
+
+:func:`dataset_status` opens the output folder's resume store and the user's limits
+store (if they exist) and returns plain data; ``inat-async status`` renders it.
+
+>>> status = dataset_status("results")  # doctest: +SKIP
+>>> status.pending, status.limits.bytes_hour.used  # doctest: +SKIP
+(0, 1_204_332_118)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import StorageError
+from .limits import Limits, LimitSettings, LimitsSnapshot
+from .limitstore import FILENAME as LIMITS_FILE
+from .state import DONE, FAILED, PENDING, STATE_DIR, STATE_FILE, StateStore
+
+
+@dataclass(frozen=True, slots=True)
+class SpeciesStatus:
+    """One species of a dataset: observations recorded and photos by status."""
+
+    name: str
+    taxon_id: int | None
+    taxon_name: str | None
+    #: The synonym or common name the species name matched.
+    matched_term: str | None
+    observations: int
+    #: The highest observation id recorded: the next run continues above it.
+    watermark: int
+    done: int
+    pending: int
+    failed: int
+    missing: int
+    bytes: int
+
+    @property
+    def photos(self) -> int:
+        return self.done + self.pending + self.failed + self.missing
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetStatus:
+    out_dir: Path
+    #: The dataset's settings as stored (``quality``, ``license``, ``size``).
+    query: dict[str, str] | None
+    species: list[SpeciesStatus]
+    #: The user's shared limits store, and what it holds (None: nothing spent yet).
+    state_dir: Path
+    limits: LimitsSnapshot | None
+
+    @property
+    def done(self) -> int:
+        return sum(s.done for s in self.species)
+
+    @property
+    def pending(self) -> int:
+        return sum(s.pending for s in self.species)
+
+    @property
+    def failed(self) -> int:
+        return sum(s.failed for s in self.species)
+
+    @property
+    def missing(self) -> int:
+        return sum(s.missing for s in self.species)
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.bytes for s in self.species)
+
+
+def has_dataset(out_dir: str | os.PathLike[str]) -> bool:
+    return (Path(out_dir) / STATE_DIR / STATE_FILE).is_file()
+
+
+def dataset_status(
+    out_dir: str | os.PathLike[str], limits: LimitSettings | None = None
+) -> DatasetStatus:
+    """Read the dataset in ``out_dir`` and the budgets spent by this user.
+
+    Raises :class:`~inat_async.errors.StorageError` when ``out_dir`` holds no dataset.
+    Creates nothing: a missing limits store means nothing was spent yet.
+    """
+    out = Path(out_dir)
+    if not has_dataset(out):
+        raise StorageError(
+            f"no inat-async dataset in {out} (no {STATE_DIR}/{STATE_FILE}); "
+            "give the --out folder of a run"
+        )
+    with StateStore.open(out, create=False) as store:
+        query = store.query()
+        species = []
+        for state in store.all_species():
+            counts = store.counts(state.name)
+            species.append(
+                SpeciesStatus(
+                    name=state.name,
+                    taxon_id=state.taxon.id if state.taxon else None,
+                    taxon_name=state.taxon.name if state.taxon else None,
+                    matched_term=state.matched_term,
+                    observations=state.observations,
+                    watermark=state.watermark,
+                    done=counts[DONE],
+                    pending=counts[PENDING],
+                    failed=counts[FAILED],
+                    missing=counts["missing"],
+                    bytes=counts["bytes"],
+                )
+            )
+    settings = limits if limits is not None else LimitSettings()
+    state_dir = settings.resolved_state_dir()
+    return DatasetStatus(out, query, species, state_dir, limits_snapshot(settings))
+
+
+def limits_snapshot(settings: LimitSettings) -> LimitsSnapshot | None:
+    """What this user spent, without creating the limits store (None: there is none)."""
+    state_dir = settings.resolved_state_dir()
+    if not (state_dir / LIMITS_FILE).is_file():
+        return None
+    limits = Limits(settings)
+    try:
+        return limits.snapshot()
+    finally:
+        limits.close()
