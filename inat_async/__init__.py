@@ -38,14 +38,17 @@ from .limits import Limits, LimitSettings, default_limits
 from .models import Observation, Photo, Taxon
 from .options import Query
 from .pipeline import DEFAULT_USER_AGENT, Settings, download_all, download_species
+from .plan import RunPlan, SpeciesPlan, plan_run
 from .results import PhotoFailure, RunResult, SpeciesResult
 from .retry import RetryPolicy
 from .species import SpeciesEntry, read_species_csv
+from .status import DatasetStatus, SpeciesStatus, dataset_status
 
 __all__ = [
     "DEFAULT_USER_AGENT",
     "OFFICIAL_API_URL",
     "ApiError",
+    "DatasetStatus",
     "Event",
     "EventCallback",
     "InatClient",
@@ -66,14 +69,17 @@ __all__ = [
     "ResponseShapeError",
     "RetryPolicy",
     "RunFinished",
+    "RunPlan",
     "RunResult",
     "RunStarted",
     "Settings",
     "SpeciesEntry",
     "SpeciesFileError",
     "SpeciesFinished",
+    "SpeciesPlan",
     "SpeciesResult",
     "SpeciesStarted",
+    "SpeciesStatus",
     "StorageError",
     "Taxon",
     "TaxonMatch",
@@ -81,8 +87,10 @@ __all__ = [
     "TaxonResolved",
     "UsageError",
     "__version__",
+    "dataset_status",
     "default_limits",
     "download_all",
     "download_species",
+    "plan_run",
     "read_species_csv",
 ]
