@@ -22,6 +22,12 @@ def _isolated_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     return state
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_implicit_event_loop() -> None:
+    """Before any async test has run, looptime's hook would make a loop nobody closes."""
+    asyncio.set_event_loop(None)
+
+
 @pytest.fixture(autouse=True)
 def _close_loop_left_by_looptime(request: pytest.FixtureRequest) -> Iterator[None]:
     """looptime's pytest hook calls ``get_event_loop()`` for sync tests too, which makes a

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from inat_async.naming import photo_file_name
@@ -63,4 +66,20 @@ def expected_name(species: str, observations: list[FakeObservation], photo: Fake
         observation.id,
         observation.photos.index(photo),
         photo.extension.lower() or "jpg",
+    )
+
+
+def start_cli(
+    *args: str, cwd: Path, state: Path, merge_stderr: bool = False
+) -> subprocess.Popen[str]:
+    """``python -m inat_async ARGS`` with its own limits state folder and a wide terminal."""
+    env = {**os.environ, "INAT_ASYNC_STATE_DIR": str(state), "COLUMNS": "120"}
+    env.pop("INAT_API_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "inat_async", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        text=True,
     )

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import expected_files, saved_files
+from support import expected_files, saved_files, start_cli
 
 from inat_async.options import Query
 from inat_async.testing import FakeInatServer, build_dataset, run_in_thread
@@ -22,22 +22,8 @@ pytestmark = pytest.mark.timeout(120)
 SPECIES = ("Apis mellifera", "Mantis religiosa")
 
 
-def cli(*args: str, cwd: Path, state: Path, **popen: object) -> subprocess.Popen[str]:
-    env = {**os.environ, "INAT_ASYNC_STATE_DIR": str(state), "COLUMNS": "120"}
-    env.pop("INAT_API_URL", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "inat_async", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **popen,  # type: ignore[call-overload]
-    )
-
-
 def run_cli(*args: str, cwd: Path, state: Path) -> subprocess.CompletedProcess[str]:
-    process = cli(*args, cwd=cwd, state=state)
+    process = start_cli(*args, cwd=cwd, state=state)
     stdout, stderr = process.communicate(timeout=90)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
@@ -175,7 +161,7 @@ def test_stopped_runs_resume_to_the_same_folder_without_refetching(
 
     fake.settings.photo_latency = 0.03
     try:
-        process = cli(*args, cwd=workdir, state=workdir / "s")
+        process = start_cli(*args, cwd=workdir, state=workdir / "s")
         wait_for_files(workdir / "results" / "Apis_mellifera_images", 10, process)
         started = time.monotonic()
         process.send_signal(

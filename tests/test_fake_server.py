@@ -13,8 +13,7 @@ import re
 import subprocess
 import sys
 import urllib.request
-import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -38,23 +37,6 @@ PHOTO_URL = re.compile(
     r"^http://127\.0\.0\.1:\d+/(s3|static)/photos/(\d+)/square(\.[A-Za-z]*)?(\?\d+)?$"
 )
 MAGIC = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n", "image/gif": b"GIF89a"}
-
-
-@pytest.fixture(autouse=True)
-def _close_loop_left_by_looptime(request: pytest.FixtureRequest) -> Iterator[None]:
-    """looptime's pytest hook calls ``get_event_loop()`` for sync tests too, which makes a
-    loop nobody closes; its ResourceWarning then fails whichever test runs the GC next."""
-    yield
-    if asyncio.iscoroutinefunction(request.function):
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop_policy().get_event_loop()
-        except RuntimeError:  # none was made (the policy stops making them once cleared)
-            return
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 @pytest.fixture(scope="module")

@@ -46,14 +46,6 @@ OFFICIAL = "https://api.inaturalist.org/v1"
 MakeLimits = Callable[..., Limits]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _no_implicit_event_loop() -> None:
-    """looptime asks the loop policy for a loop even around sync tests; before any
-    async test has run, that creates a loop nobody closes, whose ResourceWarning
-    then fails a later test at random (warnings are errors)."""
-    asyncio.set_event_loop(None)
-
-
 @pytest.fixture
 def make_limits(tmp_path: Path) -> Iterator[MakeLimits]:
     """Limits on a temporary state folder and a pinned clock; closed after the test."""

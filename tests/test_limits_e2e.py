@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import start_cli
 
 from inat_async.testing import FakeInatServer, build_dataset, run_in_thread
 
@@ -22,19 +22,6 @@ pytestmark = pytest.mark.timeout(120)
 def fake() -> Iterator[FakeInatServer]:
     with run_in_thread(build_dataset({"Apis mellifera": 60, "Mantis religiosa": 30}, seed=5)) as s:
         yield s
-
-
-def start(args: list[str], cwd: Path, state: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "INAT_ASYNC_STATE_DIR": str(state)}
-    env.pop("INAT_API_URL", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "inat_async", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def read_until(process: subprocess.Popen[str], needle: str, timeout: float = 30) -> str:
@@ -78,7 +65,7 @@ def test_a_tiny_hourly_budget_pauses_the_run_and_a_restart_stays_paused(
         f"{budget}B",
     ]
     sent_before = fake.log.bytes_sent()
-    process = start(args, tmp_path, tmp_path / "state")
+    process = start_cli(*args, cwd=tmp_path, state=tmp_path / "state", merge_stderr=True)
     output = read_until(process, "hourly byte budget")
     time.sleep(1.0)
     assert process.poll() is None, "a budget pauses the run; it never ends it"
@@ -90,7 +77,7 @@ def test_a_tiny_hourly_budget_pauses_the_run_and_a_restart_stays_paused(
 
     # The ledger is on disk: a new process knows the hour is spent and waits at once.
     sent_before = fake.log.bytes_sent()
-    again = start(args, tmp_path, tmp_path / "state")
+    again = start_cli(*args, cwd=tmp_path, state=tmp_path / "state", merge_stderr=True)
     read_until(again, "hourly byte budget")
     time.sleep(0.5)
     assert again.poll() is None
@@ -103,10 +90,18 @@ def test_a_daily_request_budget_of_3_stops_requests_after_3(
 ) -> None:
     (tmp_path / "species.csv").write_text("name\nApis mellifera\nMantis religiosa\n")
     before = len(fake.log.api_requests())
-    process = start(
-        ["run", "-o", "500", "--plain", "--api-url", fake.api_url, "--requests-per-day", "3"],
-        tmp_path,
-        tmp_path / "state",
+    process = start_cli(
+        "run",
+        "-o",
+        "500",
+        "--plain",
+        "--api-url",
+        fake.api_url,
+        "--requests-per-day",
+        "3",
+        cwd=tmp_path,
+        state=tmp_path / "state",
+        merge_stderr=True,
     )
     read_until(process, "daily request budget")
     time.sleep(1.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -25,14 +24,6 @@ T0 = 1_000_000.0
 WINDOWS_ONLY = RequestRules(per_minute=60, burst=60, per_day=100)
 #: Byte rules without the hourly pace, so only the windows decide.
 BYTES = ByteRules(hourly=1_000, daily=2_500, hour=100.0, day=400.0, burst=1.0, lease=30.0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_implicit_event_loop() -> None:
-    """looptime asks the loop policy for a loop even around sync tests; before any
-    async test has run, that creates a loop nobody closes, whose ResourceWarning
-    then fails a later test at random (warnings are errors)."""
-    asyncio.set_event_loop(None)
 
 
 @pytest.fixture
