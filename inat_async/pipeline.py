@@ -228,6 +228,8 @@ class _Run:
             estimate=TYPICAL_BYTES[settings.query.size],
         )
         self.species: list[_Species] = []
+        #: Each species' image folder, computed once (sanitising a name is not free).
+        self._images: dict[str, Path] = {}
 
     async def run(self, entries: list[SpeciesEntry]) -> RunResult:
         settings = self.settings
@@ -396,7 +398,10 @@ class _Run:
         name, size = species.name, self.settings.query.size
         url = photo_url_for_size(record.url, size)
         ext = url_extension(record.url)
-        part = self.layout.images_dir(name) / part_name(record.observation_id, record.position)
+        images = self._images.get(name)
+        if images is None:
+            images = self._images[name] = self.layout.images_dir(name)
+        part = images / part_name(record.observation_id, record.position)
 
         def target(content_type: str) -> Path:
             return self.layout.photo_path(name, record, ext or extension_for(content_type))

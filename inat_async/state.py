@@ -287,22 +287,20 @@ class StateStore:
         return [_photo(row) for row in self._db.execute(sql, args)]
 
     def mark_done(self, record: PhotoRecord, file_name: str, nbytes: int, sha256: str) -> None:
-        with self._write():
-            self._db.execute(
-                """UPDATE photos SET status = 'done', file_name = ?, bytes = ?, sha256 = ?,
-                       reason = NULL, missing = 0, attempts = attempts + 1
-                   WHERE species = ? AND observation_id = ? AND position = ?""",
-                (file_name, nbytes, sha256, *_pk(record)),
-            )
+        self._commit_one(
+            """UPDATE photos SET status = 'done', file_name = ?, bytes = ?, sha256 = ?,
+                   reason = NULL, missing = 0, attempts = attempts + 1
+               WHERE species = ? AND observation_id = ? AND position = ?""",
+            (file_name, nbytes, sha256, *_pk(record)),
+        )
 
     def mark_failed(self, record: PhotoRecord, reason: str, *, missing: bool) -> None:
-        with self._write():
-            self._db.execute(
-                """UPDATE photos SET status = 'failed', reason = ?, missing = ?,
-                       attempts = attempts + 1
-                   WHERE species = ? AND observation_id = ? AND position = ?""",
-                (reason, int(missing), *_pk(record)),
-            )
+        self._commit_one(
+            """UPDATE photos SET status = 'failed', reason = ?, missing = ?,
+                   attempts = attempts + 1
+               WHERE species = ? AND observation_id = ? AND position = ?""",
+            (reason, int(missing), *_pk(record)),
+        )
 
     def mark_pending(self, record: PhotoRecord) -> None:
         with self._write():
@@ -336,6 +334,15 @@ class StateStore:
 
     def _write(self) -> _Transaction:
         return _Transaction(self._db, self.path)
+
+    def _commit_one(self, sql: str, args: Sequence[object]) -> None:
+        """One statement, committed on its own: the per-photo path. Outside an explicit
+        transaction SQLite commits each statement by itself, as atomically and durably
+        as BEGIN IMMEDIATE ... COMMIT around it would, in one call instead of three."""
+        try:
+            self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write the state store {self.path}: {exc}") from exc
 
 
 class _Transaction:
