@@ -99,7 +99,7 @@ class Layout:
         _write_csv(
             self.photos_csv(species),
             PHOTO_COLUMNS,
-            (photo_row(record, size) for record in store.photos(species)),
+            (photo_row(record, size) for record in store.iter_photos(species)),
         )
 
 

@@ -278,13 +278,20 @@ class StateStore:
     # -- photos -------------------------------------------------------------------------------
 
     def photos(self, name: str, *statuses: str) -> list[PhotoRecord]:
+        return list(self.iter_photos(name, *statuses))
+
+    def iter_photos(self, name: str, *statuses: str) -> Iterator[PhotoRecord]:
+        """Photos in file order, read lazily: a species may have hundreds of thousands.
+
+        Consume it before writing to this store again (it holds a read cursor).
+        """
         sql = f"SELECT {', '.join(_PHOTO_COLUMNS)} FROM photos WHERE species = ?"
         args: list[object] = [species_key(name)]
         if statuses:
             sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
             args.extend(statuses)
         sql += " ORDER BY observation_id, position"
-        return [_photo(row) for row in self._db.execute(sql, args)]
+        return map(_photo, self._db.execute(sql, args))
 
     def mark_done(self, record: PhotoRecord, file_name: str, nbytes: int, sha256: str) -> None:
         self._commit_one(
