@@ -3,7 +3,7 @@
 Inside async code::
 
     result = await inat_async.download_species("Apis mellifera", observations=50)
-    print(result.photos_downloaded, result.bytes)
+    result.photos_downloaded, result.bytes, result.failures
 
 From the shell: ``inat-async run species.csv --workers 8``.
 """
