@@ -434,9 +434,10 @@ class _Run:
     def _finish(self, species: _Species, *, emit: bool) -> None:
         species.finished = True
         name, result = species.name, species.result
-        if self.store.species(name).taxon is not None:
+        stored = self.store.species(name)
+        if stored.taxon is not None:  # a name that never resolved has nothing to write
             self.layout.write_csvs(self.store, name, self.settings.query.size)
-        result.observations = self.store.species(name).observations
+        result.observations = stored.observations
         result.failures = [
             PhotoFailure(r.observation_id, r.photo_id, r.url, r.reason or "unknown", r.missing)
             for r in self.store.photos(name, FAILED)
