@@ -53,6 +53,8 @@ CONTENT_TYPE_EXTENSIONS = {
     "image/heic": "heic",
     "image/tiff": "tif",
 }
+#: Every extension a photo without one in its URL can be saved with.
+SAVED_EXTENSIONS = tuple(sorted(set(CONTENT_TYPE_EXTENSIONS.values())))
 
 
 class PhotoError(Exception):

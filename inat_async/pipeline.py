@@ -44,7 +44,14 @@ from .events import (
     TaxonResolved,
     ignore,
 )
-from .fetch import PhotoError, PhotoFetcher, extension_for, part_name, remove_stale_parts
+from .fetch import (
+    SAVED_EXTENSIONS,
+    PhotoError,
+    PhotoFetcher,
+    extension_for,
+    part_name,
+    remove_stale_parts,
+)
 from .layout import Layout, metadata_row
 from .limits import Limits, LimitSettings, default_limits
 from .models import Observation, Photo, Taxon, photo_url_for_size, url_extension
@@ -351,31 +358,51 @@ class _Run:
         return observation, metadata_row(species.name, observation, len(kept)), kept
 
     def _resume(self, species: _Species) -> list[PhotoRecord]:
-        """Photos an earlier run left to do: pending, failed for a transient reason, or deleted."""
+        """Photos an earlier run left to do: pending, failed for a transient reason, or deleted.
+
+        Done photos are most of a resumed species; they are only counted, never held, so a
+        rerun of a huge species costs memory for what is left to do, not for what is done.
+        """
         name, result = species.name, species.result
         images = self.layout.images_dir(name)
         on_disk = {entry.name for entry in os.scandir(images) if entry.is_file()}
         todo: list[PhotoRecord] = []
-        for record in self.store.photos(name):
+        deleted: list[PhotoRecord] = []
+        renamed: list[tuple[PhotoRecord, Path]] = []
+        for record in self.store.iter_photos(name):
             if record.status == DONE:
                 if record.file_name in on_disk:
                     result.photos_already_done += 1
                 else:
-                    self.store.mark_pending(record)  # the user deleted it: fetch it again
-                    todo.append(record)
+                    deleted.append(record)  # the user deleted it: fetch it again
             elif record.status == PENDING:
-                ext = url_extension(record.url)
-                path = self.layout.photo_path(name, record, ext) if ext else None
-                if path is not None and path.name in on_disk:
-                    # Renamed into place, then killed before the store heard of it: a
-                    # final name is only ever complete, so it is done.
-                    self.store.mark_done(record, path.name, *_size_and_hash(path))
-                    result.photos_already_done += 1
+                path = self._saved_as(name, record, on_disk)
+                if path is not None:
+                    renamed.append((record, path))
                 else:
                     todo.append(record)
             elif record.status == FAILED and not record.missing:
                 todo.append(record)
+        # The read cursor is used up: the store may be written again.
+        for record in deleted:
+            self.store.mark_pending(record)
+            todo.append(record)
+        for record, path in renamed:
+            # Renamed into place, then killed before the store heard of it: a final
+            # name is only ever complete, so it is done.
+            self.store.mark_done(record, path.name, *_size_and_hash(path))
+            result.photos_already_done += 1
         return todo
+
+    def _saved_as(self, name: str, record: PhotoRecord, on_disk: set[str]) -> Path | None:
+        """The final file of a photo the store still calls pending, if it is on disk."""
+        ext = url_extension(record.url)
+        # Without an extension in the URL, the content type chose one: try each.
+        for candidate in (ext,) if ext else SAVED_EXTENSIONS:
+            path = self.layout.photo_path(name, record, candidate)
+            if path.name in on_disk:
+                return path
+        return None
 
     async def _enqueue(
         self, queue: asyncio.Queue[_Job | None], species: _Species, record: PhotoRecord

@@ -15,6 +15,7 @@ from inat_async import StorageError, download_all, download_species
 from inat_async.limits import LimitSettings
 from inat_async.options import Query
 from inat_async.species import SpeciesEntry
+from inat_async.state import DONE, StateStore
 from inat_async.testing import DatasetOptions, FakeInatServer, FaultKind, build_dataset
 
 SPECIES = "Apis mellifera"
@@ -203,3 +204,26 @@ async def test_a_full_disk_stops_with_a_clear_error_and_leaves_no_partial_file(
     final = await download_species(SPECIES, observations=8, **options(server, out, fast_limits))
     assert final.ok
     assert saved_files(images(out)) == expected_files(server, SPECIES, Query(), 8)
+
+
+async def test_a_photo_renamed_into_place_but_not_recorded_is_not_fetched_again(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    """kill -9 between the rename and the store's commit: the final name proves it is whole."""
+    out = tmp_path / "out"
+    first = await download_species(SPECIES, observations=6, **options(server, out, fast_limits))
+    with StateStore.open(out) as store:
+        done = store.photos(SPECIES, DONE)
+        for record in done:
+            store.mark_pending(record)
+    before = saved_files(images(out))
+    fetched = len(server.log.records("photo"))
+    again = await download_species(SPECIES, observations=6, **options(server, out, fast_limits))
+    assert len(server.log.records("photo")) == fetched
+    assert again.photos_downloaded == 0
+    assert again.photos_already_done == first.photos_downloaded == len(done)
+    assert saved_files(images(out)) == before
+    with StateStore.open(out) as store:
+        assert [(r.file_name, r.sha256) for r in store.photos(SPECIES)] == [
+            (r.file_name, r.sha256) for r in done
+        ]
