@@ -161,47 +161,29 @@ def summary_table(result: RunResult, width: int = 80, elapsed: float | None = No
     def total(values: Sequence[int]) -> str:
         return count(sum(values)) if several else ""
 
+    def counted(
+        header: str, values: Sequence[int], *, keep: int | None = None, empty: str | None = None
+    ) -> _Column:
+        """A column of counts with their total in the footer."""
+        return _Column(
+            header, [count(v) for v in values], keep=keep, empty=empty, footer=total(values)
+        )
+
     names: list[str | Text] = [
         Text.assemble(s.name, (" ✗", "bold red")) if s.error else Text(s.name) for s in rows
     ]
     columns = [
         _Column("species", names, left=True, footer="total" if several else ""),
-        _Column(
-            "obs",
-            [count(s.observations) for s in rows],
-            footer=total([s.observations for s in rows]),
-        ),
-        _Column(
-            "photos",
-            [count(s.photos_downloaded) for s in rows],
-            footer=total([s.photos_downloaded for s in rows]),
-        ),
-        _Column(
-            "had",
-            [count(s.photos_already_done) for s in rows],
-            keep=2,
-            empty="0",
-            footer=total([s.photos_already_done for s in rows]),
-        ),
-        _Column(
-            "skipped",
-            [count(_skipped(s)) for s in rows],
-            keep=3,
-            empty="0",
-            footer=total([_skipped(s) for s in rows]),
-        ),
+        counted("obs", [s.observations for s in rows]),
+        counted("photos", [s.photos_downloaded for s in rows]),
+        counted("had", [s.photos_already_done for s in rows], keep=2, empty="0"),
+        counted("skipped", [_skipped(s) for s in rows], keep=3, empty="0"),
         _Column(
             "failed",
             [Text(count(s.photos_failed), style="red" if s.photos_failed else "") for s in rows],
             footer=total([s.photos_failed for s in rows]),
         ),
-        _Column(
-            "missing",
-            [count(s.photos_missing) for s in rows],
-            keep=4,
-            empty="0",
-            footer=total([s.photos_missing for s in rows]),
-        ),
+        counted("missing", [s.photos_missing for s in rows], keep=4, empty="0"),
         _Column(
             "bytes",
             [human_bytes(s.bytes) for s in rows],
