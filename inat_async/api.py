@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from .errors import ApiError, ResponseShapeError
-from .events import EventCallback, LimitWait, ignore
+from .events import EventCallback, ignore, wait_reporter
 from .limits import Limits
 from .models import (
     ObservationPage,
@@ -82,12 +82,9 @@ class InatClient:
         self._limits = limits
         self._base = api_url.rstrip("/")
         self._retry = retry or RetryPolicy()
-        self._on_event = on_event
+        self._on_wait = wait_reporter(on_event)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._rng = random.Random()
-
-    def _on_wait(self, reason: str, resume_at: float) -> None:
-        self._on_event(LimitWait(reason=reason, resume_at=resume_at))
 
     async def get_json(
         self,

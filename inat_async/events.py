@@ -119,3 +119,12 @@ EventCallback = Callable[[Event], None]
 
 def ignore(event: Event) -> None:
     """The default callback: report nothing."""
+
+
+def wait_reporter(on_event: EventCallback) -> Callable[[str, float], None]:
+    """The ``on_wait`` callback for :class:`~inat_async.limits.Limits`: reports ``LimitWait``."""
+
+    def report(reason: str, resume_at: float) -> None:
+        on_event(LimitWait(reason=reason, resume_at=resume_at))
+
+    return report

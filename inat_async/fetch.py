@@ -24,7 +24,7 @@ import aiohttp
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from .errors import StorageError
-from .events import EventCallback, LimitWait, ignore
+from .events import EventCallback, ignore, wait_reporter
 from .limits import Limits
 from .retry import RetryPolicy, parse_retry_after
 
@@ -105,15 +105,12 @@ class PhotoFetcher:
         self._session = session
         self._limits = limits
         self._retry = retry or RetryPolicy()
-        self._on_event = on_event
+        self._on_wait = wait_reporter(on_event)
         self._timeout = timeout or aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
         self._rng = random.Random()
         # A running mean of real sizes makes reservations close to the truth.
         self._mean = float(estimate)
         self._seen = 0
-
-    def _on_wait(self, reason: str, resume_at: float) -> None:
-        self._on_event(LimitWait(reason=reason, resume_at=resume_at))
 
     @property
     def estimate(self) -> int:
