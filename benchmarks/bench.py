@@ -175,7 +175,7 @@ async def _collect_urls(api_url: str, observations: int, size: str) -> list[str]
 
     from inat_async import InatClient, Query
     from inat_async.models import photo_url_for_size
-    from inat_async.pipeline import resolve_limits
+    from inat_async.settings import resolve_limits
 
     limits = resolve_limits(_fast_limits(), api_url)
     query = Query.parse(quality="any", license="any", size=size)

@@ -9,7 +9,7 @@ From the shell: ``inat-async run species.csv --workers 8``.
 """
 
 from ._version import __version__
-from .api import OFFICIAL_API_URL, InatClient, TaxonMatch, TaxonNotFoundError
+from .api import InatClient, TaxonMatch
 from .errors import (
     ApiError,
     InatError,
@@ -18,6 +18,7 @@ from .errors import (
     ResponseShapeError,
     SpeciesFileError,
     StorageError,
+    TaxonNotFoundError,
     UsageError,
 )
 from .events import (
@@ -37,10 +38,11 @@ from .events import (
 from .limits import Limits, LimitSettings, default_limits
 from .models import Observation, Photo, Taxon
 from .options import Query
-from .pipeline import DEFAULT_USER_AGENT, Settings, download_all, download_species
+from .pipeline import download_all, download_species
 from .plan import RunPlan, SpeciesPlan, plan_run
 from .results import PhotoFailure, RunResult, SpeciesResult
 from .retry import RetryPolicy
+from .settings import DEFAULT_USER_AGENT, OFFICIAL_API_URL, Settings
 from .species import SpeciesEntry, read_species_csv
 from .status import DatasetStatus, SpeciesStatus, dataset_status
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from .errors import ApiError, ResponseShapeError
+from .errors import ApiError, ResponseShapeError, TaxonNotFoundError
 from .events import EventCallback, ignore, wait_reporter
 from .limits import Limits
 from .models import (
@@ -30,8 +30,8 @@ from .models import (
 )
 from .options import Query
 from .retry import RetryPolicy, parse_retry_after
+from .settings import OFFICIAL_API_URL
 
-OFFICIAL_API_URL = "https://api.inaturalist.org/v1"
 #: The API's largest page; larger values are cut to it.
 MAX_PER_PAGE = 200
 
@@ -41,15 +41,6 @@ class TaxonMatch:
     taxon: Taxon
     #: The synonym or common name that matched, when it is not the taxon's own name.
     matched_term: str | None
-
-
-class TaxonNotFoundError(ApiError):
-    """No active taxon has this name; ``suggestions`` lists close names the API offered."""
-
-    def __init__(self, name: str, suggestions: list[str]) -> None:
-        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
-        super().__init__(f"no iNaturalist taxon is named {name!r}{hint}")
-        self.suggestions = suggestions
 
 
 class _Retryable(Exception):

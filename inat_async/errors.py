@@ -10,8 +10,8 @@ any of them into one clear line::
     │   └── OutputConflictError  the output folder holds a dataset made with other settings
     ├── ApiError              the API answered with an error, or not at all, after retries
     │   ├── ResponseShapeError  the answer was not the JSON we expect (after retries)
-    │   └── TaxonNotFoundError  no taxon has that name (in inat_async.api)
-    ├── StorageError          the output folder or the state store cannot be written
+    │   └── TaxonNotFoundError  no taxon has that name
+    ├── StorageError          the output folder or the resume store cannot be written
     └── LimitsError           the shared limits store cannot be used
 
 Failed photos are *data*, not exceptions: they are recorded with their reason and the
@@ -72,12 +72,21 @@ class ResponseShapeError(ApiError):
     """The API answered, but not with the JSON shape we rely on."""
 
 
+class TaxonNotFoundError(ApiError):
+    """No active taxon has this name; ``suggestions`` lists close names the API offered."""
+
+    def __init__(self, name: str, suggestions: list[str]) -> None:
+        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(f"no iNaturalist taxon is named {name!r}{hint}")
+        self.suggestions = suggestions
+
+
 class OutputConflictError(UsageError):
     """The output folder already holds a dataset downloaded with other settings."""
 
 
 class StorageError(InatError):
-    """A file or the state store in the output folder cannot be written (permissions, full disk)."""
+    """A file or the resume store in the output folder cannot be written (e.g. disk full)."""
 
 
 class LimitsError(InatError):

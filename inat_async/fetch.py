@@ -199,7 +199,7 @@ class _Body:
     so a typical photo is written with one ``write``: in place when it is small (see
     :data:`IN_PLACE_WRITE`), else in the executor, where the cost of a thread round trip
     is then paid once per megabyte, not once per chunk and per file operation. Opening,
-    closing and renaming are quick metadata calls made in place, like the state store's
+    closing and renaming are quick metadata calls made in place, like the resume store's
     commits.
     """
 

@@ -1,4 +1,4 @@
-"""Where things go in the output folder, and the CSV files derived from the state store.
+"""Where things go in the output folder, and the CSV files derived from the resume store.
 
 ::
 
@@ -25,7 +25,7 @@ from typing import Any
 from .errors import StorageError
 from .models import Observation, photo_url_for_size
 from .naming import photo_file_name, species_dir_name
-from .state import DONE, PhotoRecord, StateStore
+from .resume import DONE, PhotoRecord, ResumeStore
 
 METADATA_COLUMNS = (
     # The original script's columns, in its order.
@@ -89,7 +89,7 @@ class Layout:
         )
         return self.images_dir(species) / name
 
-    def write_csvs(self, store: StateStore, species: str, size: str) -> None:
+    def write_csvs(self, store: ResumeStore, species: str, size: str) -> None:
         """Rewrite both CSV files of ``species`` from the store, atomically."""
         _write_csv(
             self.metadata_csv(species),

@@ -2,7 +2,7 @@
 
 ::
 
-    species ─► resolve taxon ─► id_above pages ─► state store (page + photos, one commit)
+    species ─► resolve taxon ─► id_above pages ─► resume store (page + photos, one commit)
                                                         │
                                           bounded queue ▼ (workers x 4)
                                   N workers ─► byte ledger ─► stream .part ─► rename ─► mark done
@@ -21,15 +21,14 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from ._version import __version__
-from .api import OFFICIAL_API_URL, InatClient
+from .api import InatClient
 from .errors import InatError, LimitsError, StorageError, UsageError
 from .events import (
     EventCallback,
@@ -53,73 +52,12 @@ from .fetch import (
     remove_stale_parts,
 )
 from .layout import Layout, metadata_row
-from .limits import Limits, LimitSettings, default_limits
+from .limits import Limits, LimitSettings
 from .models import Observation, Photo, Taxon, photo_url_for_size, url_extension
-from .options import Query
 from .results import PhotoFailure, RunResult, SpeciesResult
-from .retry import RetryPolicy
+from .resume import DONE, FAILED, PENDING, PhotoRecord, ResumeStore
+from .settings import TYPICAL_BYTES, Settings, resolve_limits
 from .species import SpeciesEntry, normalise_name, species_from_names
-from .state import DONE, FAILED, PENDING, PhotoRecord, StateStore
-
-DEFAULT_USER_AGENT = (
-    f"inat-async/{__version__} (+https://github.com/inat-async/inat-async; bulk photo downloader)"
-)
-#: Typical bytes of one photo per size: the first reservations before real sizes are known.
-TYPICAL_BYTES = {"small": 20_000, "medium": 80_000, "large": 300_000, "original": 1_200_000}
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything a run needs, validated. Build it with :meth:`create`."""
-
-    query: Query
-    observations: int = 200
-    out_dir: Path = Path("results")
-    workers: int = 8
-    api_url: str = OFFICIAL_API_URL
-    user_agent: str = DEFAULT_USER_AGENT
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    @classmethod
-    def create(
-        cls,
-        *,
-        observations: int = 200,
-        quality: str | Sequence[str] = "research",
-        license: str | Sequence[str] = "any",
-        size: str = "medium",
-        out_dir: str | os.PathLike[str] = "results",
-        workers: int = 8,
-        api_url: str | None = None,
-        user_agent: str | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> Settings:
-        if observations < 1:
-            raise UsageError(f"observations must be at least 1, got {observations}")
-        if workers < 1:
-            raise UsageError(f"workers must be at least 1, got {workers}")
-        api_url = api_url or os.environ.get("INAT_API_URL") or OFFICIAL_API_URL
-        if not api_url.startswith(("http://", "https://")):
-            raise UsageError(f"the API URL must start with http:// or https://, got {api_url!r}")
-        return cls(
-            query=Query.parse(quality=quality, license=license, size=size),
-            observations=observations,
-            out_dir=Path(out_dir),
-            workers=workers,
-            api_url=api_url,
-            user_agent=user_agent or DEFAULT_USER_AGENT,
-            retry=retry or RetryPolicy(),
-        )
-
-
-def resolve_limits(limits: Limits | LimitSettings | None, api_url: str) -> Limits:
-    """The limits a run uses: a given instance, or the process-wide shared one."""
-    if isinstance(limits, Limits):
-        limits.settings.validate(api_url)
-        return limits
-    settings = limits or LimitSettings()
-    settings.validate(api_url)
-    return default_limits(settings)
 
 
 async def download_species(
@@ -174,7 +112,7 @@ async def download_all(
             connector=aiohttp.TCPConnector(limit=settings.workers + 4, ttl_dns_cache=300),
         )
     try:
-        store = StateStore.open(settings.out_dir, settings.query)
+        store = ResumeStore.open(settings.out_dir, settings.query)
         try:
             run = _Run(settings, session, shared_limits, store, on_event)
             return await run.run(entries)
@@ -213,7 +151,7 @@ class _Run:
         settings: Settings,
         session: aiohttp.ClientSession,
         limits: Limits,
-        store: StateStore,
+        store: ResumeStore,
         on_event: EventCallback,
     ) -> None:
         self.settings = settings

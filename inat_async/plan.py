@@ -24,15 +24,15 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from .api import MAX_PER_PAGE, InatClient, TaxonNotFoundError
-from .errors import InatError, StorageError
+from .api import MAX_PER_PAGE, InatClient
+from .errors import InatError, StorageError, TaxonNotFoundError
 from .events import EventCallback, ignore
 from .limits import Limits, LimitSettings
 from .models import Taxon, is_result_page, parse_observation_page, parse_taxa_page
 from .options import Query
-from .pipeline import TYPICAL_BYTES, Settings, resolve_limits
+from .resume import ResumeStore
+from .settings import TYPICAL_BYTES, Settings, resolve_limits
 from .species import SpeciesEntry
-from .state import StateStore
 from .status import has_dataset
 
 #: Observations fetched per species to estimate its photos per observation.
@@ -132,7 +132,7 @@ async def plan_run(
     # Read-only use of an existing dataset; a dataset of other settings is refused
     # exactly as a run would refuse it.
     store = (
-        StateStore.open(settings.out_dir, settings.query, create=False)
+        ResumeStore.open(settings.out_dir, settings.query, create=False)
         if has_dataset(settings.out_dir)
         else None
     )
@@ -177,7 +177,7 @@ async def _plan_species(
     client: InatClient,
     entry: SpeciesEntry,
     settings: Settings,
-    store: StateStore | None,
+    store: ResumeStore | None,
     sample_size: int,
 ) -> SpeciesPlan:
     name, query = entry.name, settings.query

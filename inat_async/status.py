@@ -1,4 +1,4 @@
-"""Where a dataset stands, read from the state stores alone: no network, nothing written.
+"""Where a dataset stands, read from the resume stores alone: no network, nothing written.
 
 :func:`dataset_status` opens the output folder's resume store and the user's limits
 store (if they exist) and returns plain data; ``inat-async status`` renders it.
@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import StorageError
 from .limits import Limits, LimitSettings, LimitsSnapshot
 from .limitstore import FILENAME as LIMITS_FILE
-from .state import DONE, FAILED, PENDING, STATE_DIR, STATE_FILE, StateStore
+from .resume import DONE, FAILED, PENDING, STATE_DIR, STATE_FILE, ResumeStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ def dataset_status(
             f"no inat-async dataset in {out} (no {STATE_DIR}/{STATE_FILE}); "
             "give the --out folder of a run"
         )
-    with StateStore.open(out, create=False) as store:
+    with ResumeStore.open(out, create=False) as store:
         query = store.query()
         species = []
         for state in store.all_species():

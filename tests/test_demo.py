@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from inat_async.demo import DEMO_OBSERVATIONS
+from inat_async.cli.demo import DEMO_OBSERVATIONS
 from inat_async.testing import DEMO_COUNTS
 
 pytestmark = pytest.mark.timeout(60)

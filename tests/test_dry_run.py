@@ -13,8 +13,8 @@ from inat_async import download_all
 from inat_async.cli import app
 from inat_async.errors import OutputConflictError
 from inat_async.limits import LimitSettings
-from inat_async.pipeline import TYPICAL_BYTES, Settings
 from inat_async.plan import byte_seconds, plan_run, request_seconds
+from inat_async.settings import TYPICAL_BYTES, Settings
 from inat_async.species import SpeciesEntry
 from inat_async.testing import FakeDataset, FakeInatServer, build_dataset, run_in_thread
 

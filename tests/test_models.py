@@ -65,6 +65,15 @@ ERROR_FILES = [
     "pyinaturalist__get_access_token_401.json",
     "pyinaturalist__v0_create_observation_fail.json",
 ]
+#: Answers that the selection features read (species counts, annotations, places).
+SELECTION_FILES = [
+    "pyinaturalist__v1_get_all_observation_species_counts_page1.json",
+    "pyinaturalist__v1_get_all_observation_species_counts_page2.json",
+    "pyinaturalist__v1_get_controlled_terms.json",
+    "pyinaturalist__v1_get_observation_species_counts.json",
+    "pyinaturalist__v1_get_places_autocomplete.json",
+    "pyinaturalist__v1_get_places_by_id.json",
+]
 S3 = "inaturalist-open-data.s3.amazonaws.com"
 STATIC = "static.inaturalist.org"
 PLACEHOLDER = "https://www.inaturalist.org/attachment_defaults/local_photos/square.png"
@@ -101,7 +110,7 @@ def walk(value: object) -> Iterator[Mapping[str, Any]]:
 def test_the_file_lists_cover_every_recorded_answer() -> None:
     load(OBSERVATION_FILES[0])
     recorded = {path.name for path in FIXTURES.iterdir() if path.name != "SOURCES.md"}
-    assert recorded == set(OBSERVATION_FILES + TAXA_FILES + ERROR_FILES)
+    assert recorded == set(OBSERVATION_FILES + TAXA_FILES + ERROR_FILES + SELECTION_FILES)
 
 
 # --- observations ----------------------------------------------------------------------------

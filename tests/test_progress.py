@@ -9,6 +9,17 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from inat_async.cli.progress import (
+    LiveReporter,
+    PlainReporter,
+    RateMeter,
+    RunTracker,
+    SpeciesProgress,
+    make_reporter,
+    render_live,
+    watch_limits,
+)
+from inat_async.cli.views import human_bytes, human_duration, render_summary, summary_table
 from inat_async.events import (
     Event,
     LimitWait,
@@ -24,18 +35,7 @@ from inat_async.events import (
 )
 from inat_async.limits import LimitsSnapshot, WindowUsage
 from inat_async.models import Taxon
-from inat_async.progress import (
-    LiveReporter,
-    PlainReporter,
-    RateMeter,
-    RunTracker,
-    SpeciesProgress,
-    make_reporter,
-    render_live,
-    watch_limits,
-)
 from inat_async.results import PhotoFailure, RunResult, SpeciesResult
-from inat_async.views import human_bytes, human_duration, render_summary, summary_table
 
 NOW = 1_750_000_000.0  # wall time the scripted runs happen at
 

@@ -14,8 +14,8 @@ from support import FAST_RETRY, expected_files, saved_files
 from inat_async import StorageError, download_all, download_species
 from inat_async.limits import LimitSettings
 from inat_async.options import Query
+from inat_async.resume import DONE, ResumeStore
 from inat_async.species import SpeciesEntry
-from inat_async.state import DONE, StateStore
 from inat_async.testing import DatasetOptions, FakeInatServer, FaultKind, build_dataset
 
 SPECIES = "Apis mellifera"
@@ -212,7 +212,7 @@ async def test_a_photo_renamed_into_place_but_not_recorded_is_not_fetched_again(
     """kill -9 between the rename and the store's commit: the final name proves it is whole."""
     out = tmp_path / "out"
     first = await download_species(SPECIES, observations=6, **options(server, out, fast_limits))
-    with StateStore.open(out) as store:
+    with ResumeStore.open(out) as store:
         done = store.photos(SPECIES, DONE)
         for record in done:
             store.mark_pending(record)
@@ -223,7 +223,7 @@ async def test_a_photo_renamed_into_place_but_not_recorded_is_not_fetched_again(
     assert again.photos_downloaded == 0
     assert again.photos_already_done == first.photos_downloaded == len(done)
     assert saved_files(images(out)) == before
-    with StateStore.open(out) as store:
+    with ResumeStore.open(out) as store:
         assert [(r.file_name, r.sha256) for r in store.photos(SPECIES)] == [
             (r.file_name, r.sha256) for r in done
         ]

@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .layout import Layout
-from .limits import LimitsSnapshot, WindowUsage
-from .plan import RunPlan, SpeciesPlan
-from .results import RunResult, SpeciesResult
-from .status import DatasetStatus
+from ..layout import Layout
+from ..limits import LimitsSnapshot, WindowUsage
+from ..plan import RunPlan, SpeciesPlan
+from ..results import RunResult, SpeciesResult
+from ..status import DatasetStatus
 
 #: Failed photos listed one per line below the summary; the rest are in the photos CSVs.
 MAX_FAILURES_LISTED = 20

@@ -24,15 +24,16 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from ._version import __version__
-from .errors import InatError, StorageError, UsageError
-from .limits import Limits, LimitSettings
-from .options import parse_byte_size
-from .pipeline import DEFAULT_USER_AGENT, Settings, download_all, resolve_limits
-from .plan import RunPlan, SpeciesPlan, plan_run
+from .._version import __version__
+from ..errors import InatError, StorageError, UsageError
+from ..limits import Limits, LimitSettings
+from ..options import parse_byte_size
+from ..pipeline import download_all
+from ..plan import RunPlan, SpeciesPlan, plan_run
+from ..settings import DEFAULT_USER_AGENT, Settings, resolve_limits
+from ..species import SpeciesEntry, read_species_csv
+from ..status import dataset_status
 from .progress import LiveReporter, PlainReporter, make_reporter, watch_limits
-from .species import SpeciesEntry, read_species_csv
-from .status import dataset_status
 from .views import count, render_plan, render_status, render_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -116,7 +117,7 @@ def run_async(main: Callable[[], Awaitable[T]]) -> T:
     """asyncio.run, where SIGINT and SIGTERM cancel the run so that it cleans up.
 
     The first signal cancels the main task: workers stop, ``.part`` files are removed,
-    the state store and CSV files are flushed, and :class:`Interrupted` is raised. A
+    the resume store and CSV files are flushed, and :class:`Interrupted` is raised. A
     second signal leaves at once (the next run removes what is left).
     """
     received: list[int] = []
@@ -453,7 +454,7 @@ def status(
 
     Per species: observations recorded, photos done, pending, failed and missing, and
     bytes; then the budgets spent by all your runs in the last minute, hour and day,
-    and when they free up. Reads the state stores only; creates and changes nothing.
+    and when they free up. Reads the resume stores only; creates and changes nothing.
     """
     try:
         limit_config = limit_settings(

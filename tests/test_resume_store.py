@@ -10,7 +10,7 @@ from inat_async.errors import OutputConflictError, StorageError
 from inat_async.layout import Layout, metadata_row
 from inat_async.models import Observation, Taxon
 from inat_async.options import Query
-from inat_async.state import DONE, FAILED, PENDING, StateStore
+from inat_async.resume import DONE, FAILED, PENDING, ResumeStore
 
 
 def observation(obs_id: int, photos: int = 2, login: str = "ann") -> Observation:
@@ -35,21 +35,21 @@ def observation(obs_id: int, photos: int = 2, login: str = "ann") -> Observation
     return parsed
 
 
-def record(store: StateStore, species: str, *ids: int) -> list:
+def record(store: ResumeStore, species: str, *ids: int) -> list:
     rows = [(o, metadata_row(species, o, len(o.photos)), o.photos) for o in map(observation, ids)]
     return store.record_page(species, rows, max(ids))
 
 
 def test_store_refuses_a_folder_of_other_settings(tmp_path: Path) -> None:
-    StateStore.open(tmp_path, Query.parse(size="medium")).close()
+    ResumeStore.open(tmp_path, Query.parse(size="medium")).close()
     with pytest.raises(OutputConflictError, match=r"size 'medium' before, 'large' now"):
-        StateStore.open(tmp_path, Query.parse(size="large"))
+        ResumeStore.open(tmp_path, Query.parse(size="large"))
     # Same settings in another spelling are the same dataset.
-    StateStore.open(tmp_path, Query.parse(size="MEDIUM", quality=["research"])).close()
+    ResumeStore.open(tmp_path, Query.parse(size="MEDIUM", quality=["research"])).close()
 
 
 def test_pages_are_recorded_once_and_the_watermark_only_moves_up(tmp_path: Path) -> None:
-    with StateStore.open(tmp_path, Query()) as store:
+    with ResumeStore.open(tmp_path, Query()) as store:
         store.set_taxon("Apis mellifera", Taxon(1, "Apis mellifera"), None)
         new = record(store, "Apis mellifera", 5, 7)
         assert [(r.observation_id, r.position) for r in new] == [(5, 0), (5, 1), (7, 0), (7, 1)]
@@ -64,13 +64,13 @@ def test_pages_are_recorded_once_and_the_watermark_only_moves_up(tmp_path: Path)
 
 
 def test_photo_status_transitions_survive_reopening(tmp_path: Path) -> None:
-    with StateStore.open(tmp_path, Query()) as store:
+    with ResumeStore.open(tmp_path, Query()) as store:
         store.set_taxon("A b", Taxon(1, "A b"), None)
         first, second, third, _ = record(store, "A b", 1, 2)
         store.mark_done(first, "f.jpg", 10, "ab")
         store.mark_failed(second, "HTTP 503", missing=False)
         store.mark_failed(third, "HTTP 404", missing=True)
-    with StateStore.open(tmp_path, Query()) as store:
+    with ResumeStore.open(tmp_path, Query()) as store:
         assert [r.status for r in store.photos("A b")] == [DONE, FAILED, FAILED, PENDING]
         assert store.counts("A b") == {PENDING: 1, DONE: 1, FAILED: 1, "missing": 1, "bytes": 10}
         done = store.photos("A b", DONE)[0]
@@ -81,7 +81,7 @@ def test_photo_status_transitions_survive_reopening(tmp_path: Path) -> None:
 
 def test_csvs_are_derived_from_the_store(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
-    with StateStore.open(tmp_path, Query()) as store:
+    with ResumeStore.open(tmp_path, Query()) as store:
         store.set_taxon("A b", Taxon(1, "A b"), None)
         new = record(store, "A b", 2, 1)
         first = next(r for r in new if r.observation_id == 1 and r.position == 0)
@@ -106,4 +106,4 @@ def test_an_unwritable_folder_is_a_storage_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(StorageError, match="cannot create"):
-        StateStore.open(blocker / "out", Query())
+        ResumeStore.open(blocker / "out", Query())

@@ -38,8 +38,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .errors import InatError
-from .events import (
+from ..errors import InatError
+from ..events import (
     Event,
     LimitWait,
     PageFetched,
@@ -52,7 +52,7 @@ from .events import (
     SpeciesStarted,
     TaxonResolved,
 )
-from .limits import LimitsSnapshot, WindowUsage
+from ..limits import LimitsSnapshot, WindowUsage
 from .views import clock_time, count, human_budget, human_bytes, human_duration, render_summary
 
 __all__ = [

@@ -108,7 +108,7 @@ class SpeciesState:
     observations: int
 
 
-class StateStore:
+class ResumeStore:
     """One dataset's state. Open it with :meth:`open`; close it when done."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
@@ -116,7 +116,7 @@ class StateStore:
         self.path = path
 
     @classmethod
-    def open(cls, out_dir: Path, query: Query | None = None, *, create: bool = True) -> StateStore:
+    def open(cls, out_dir: Path, query: Query | None = None, *, create: bool = True) -> ResumeStore:
         """Open (or create) the store of ``out_dir``, refusing a dataset of other settings."""
         path = out_dir / STATE_DIR / STATE_FILE
         try:
@@ -130,7 +130,7 @@ class StateStore:
             db.execute("PRAGMA busy_timeout=30000")
             db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the state store {path}: {exc}") from exc
+            raise StorageError(f"cannot open the resume store {path}: {exc}") from exc
         except OSError as exc:
             raise StorageError(f"cannot create {path.parent}: {exc.strerror}") from exc
         store = cls(db, path)
@@ -145,7 +145,7 @@ class StateStore:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> StateStore:
+    def __enter__(self) -> ResumeStore:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -349,7 +349,7 @@ class StateStore:
         try:
             self._db.execute(sql, args)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot write the state store {self.path}: {exc}") from exc
+            raise StorageError(f"cannot write the resume store {self.path}: {exc}") from exc
 
 
 class _Transaction:
@@ -362,7 +362,7 @@ class _Transaction:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot write the state store {self._path}: {exc}") from exc
+            raise StorageError(f"cannot write the resume store {self._path}: {exc}") from exc
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
@@ -370,7 +370,9 @@ class _Transaction:
         except sqlite3.Error as error:
             if exc_type is None:
                 self._db.execute("ROLLBACK")
-                raise StorageError(f"cannot write the state store {self._path}: {error}") from error
+                raise StorageError(
+                    f"cannot write the resume store {self._path}: {error}"
+                ) from error
 
 
 def _pk(record: PhotoRecord) -> tuple[str, int, int]:

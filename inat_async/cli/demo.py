@@ -19,10 +19,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .limits import Limits, LimitSettings
-from .pipeline import Settings
-from .species import SpeciesEntry
-from .testing import DEMO_COUNTS, FakeInatServer, demo_dataset
+from ..limits import Limits, LimitSettings
+from ..settings import Settings
+from ..species import SpeciesEntry
+from ..testing import DEMO_COUNTS, FakeInatServer, demo_dataset
 
 #: Observations per species: about 200 photos in all, a few seconds with the latency below.
 DEMO_OBSERVATIONS = 30

@@ -1,0 +1,80 @@
+"""The run's configuration: validated :class:`Settings`, and the constants they default to.
+
+Kept apart from the pipeline so that the dry run, the CLI and the API client can read
+the configuration without importing the machinery that downloads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._version import __version__
+from .errors import UsageError
+from .limits import Limits, LimitSettings, default_limits
+from .options import Query
+from .retry import RetryPolicy
+
+#: The public iNaturalist API; limits above its published pace are refused against it.
+OFFICIAL_API_URL = "https://api.inaturalist.org/v1"
+DEFAULT_USER_AGENT = (
+    f"inat-async/{__version__} (+https://github.com/inat-async/inat-async; bulk photo downloader)"
+)
+#: Typical bytes of one photo per size: the first reservations before real sizes are known.
+TYPICAL_BYTES = {"small": 20_000, "medium": 80_000, "large": 300_000, "original": 1_200_000}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run needs, validated. Build it with :meth:`create`."""
+
+    query: Query
+    observations: int = 200
+    out_dir: Path = Path("results")
+    workers: int = 8
+    api_url: str = OFFICIAL_API_URL
+    user_agent: str = DEFAULT_USER_AGENT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        observations: int = 200,
+        quality: str | Sequence[str] = "research",
+        license: str | Sequence[str] = "any",
+        size: str = "medium",
+        out_dir: str | os.PathLike[str] = "results",
+        workers: int = 8,
+        api_url: str | None = None,
+        user_agent: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Settings:
+        if observations < 1:
+            raise UsageError(f"observations must be at least 1, got {observations}")
+        if workers < 1:
+            raise UsageError(f"workers must be at least 1, got {workers}")
+        api_url = api_url or os.environ.get("INAT_API_URL") or OFFICIAL_API_URL
+        if not api_url.startswith(("http://", "https://")):
+            raise UsageError(f"the API URL must start with http:// or https://, got {api_url!r}")
+        return cls(
+            query=Query.parse(quality=quality, license=license, size=size),
+            observations=observations,
+            out_dir=Path(out_dir),
+            workers=workers,
+            api_url=api_url,
+            user_agent=user_agent or DEFAULT_USER_AGENT,
+            retry=retry or RetryPolicy(),
+        )
+
+
+def resolve_limits(limits: Limits | LimitSettings | None, api_url: str) -> Limits:
+    """The limits a run uses: a given instance, or the process-wide shared one."""
+    if isinstance(limits, Limits):
+        limits.settings.validate(api_url)
+        return limits
+    settings = limits or LimitSettings()
+    settings.validate(api_url)
+    return default_limits(settings)
