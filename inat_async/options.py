@@ -120,6 +120,22 @@ def parse_byte_size(value: str | int) -> int:
     return amount
 
 
+def format_byte_size(nbytes: int) -> str:
+    """The shortest exact decimal spelling: 4_500_000_000 -> ``"4.5GB"``, 512 -> ``"512B"``.
+
+    The inverse of :func:`parse_byte_size` (``parse_byte_size(format_byte_size(n)) == n``),
+    so a default shown to the user reads back as the same number of bytes.
+    """
+    if nbytes <= 0:
+        raise ValueError(f"byte size must be positive, got {nbytes}")
+    for unit in ("TB", "GB", "MB", "kB"):
+        factor = _BYTE_UNITS[unit.lower()]
+        if nbytes >= factor:
+            # Decimal division is exact here: at most 19 digits over a power of ten.
+            return f"{format((Decimal(nbytes) / factor).normalize(), 'f')}{unit}"
+    return f"{nbytes}B"
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
     """What to fetch for every species: one dataset is defined by these settings."""

@@ -14,16 +14,26 @@ from pathlib import Path
 from ._version import __version__
 from .errors import UsageError
 from .limits import Limits, LimitSettings, default_limits
-from .options import Query
+from .options import ANY, Query, Size
 from .retry import RetryPolicy
 
 #: The public iNaturalist API; limits above its published pace are refused against it.
 OFFICIAL_API_URL = "https://api.inaturalist.org/v1"
+#: Environment variable naming another API base (a mirror, a test server).
+API_URL_ENV = "INAT_API_URL"
 DEFAULT_USER_AGENT = (
     f"inat-async/{__version__} (+https://github.com/inat-async/inat-async; bulk photo downloader)"
 )
 #: Typical bytes of one photo per size: the first reservations before real sizes are known.
 TYPICAL_BYTES = {"small": 20_000, "medium": 80_000, "large": 300_000, "original": 1_200_000}
+
+# The defaults of a run, shared by Settings, download_species/download_all and the CLI.
+DEFAULT_OBSERVATIONS = 200
+DEFAULT_QUALITY = "research"
+DEFAULT_LICENSE = ANY
+DEFAULT_SIZE: Size = "medium"
+DEFAULT_OUT_DIR = Path("results")
+DEFAULT_WORKERS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +41,9 @@ class Settings:
     """Everything a run needs, validated. Build it with :meth:`create`."""
 
     query: Query
-    observations: int = 200
-    out_dir: Path = Path("results")
-    workers: int = 8
+    observations: int = DEFAULT_OBSERVATIONS
+    out_dir: Path = DEFAULT_OUT_DIR
+    workers: int = DEFAULT_WORKERS
     api_url: str = OFFICIAL_API_URL
     user_agent: str = DEFAULT_USER_AGENT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -42,12 +52,12 @@ class Settings:
     def create(
         cls,
         *,
-        observations: int = 200,
-        quality: str | Sequence[str] = "research",
-        license: str | Sequence[str] = "any",
-        size: str = "medium",
-        out_dir: str | os.PathLike[str] = "results",
-        workers: int = 8,
+        observations: int = DEFAULT_OBSERVATIONS,
+        quality: str | Sequence[str] = DEFAULT_QUALITY,
+        license: str | Sequence[str] = DEFAULT_LICENSE,
+        size: str = DEFAULT_SIZE,
+        out_dir: str | os.PathLike[str] = DEFAULT_OUT_DIR,
+        workers: int = DEFAULT_WORKERS,
         api_url: str | None = None,
         user_agent: str | None = None,
         retry: RetryPolicy | None = None,
@@ -56,7 +66,7 @@ class Settings:
             raise UsageError(f"observations must be at least 1, got {observations}")
         if workers < 1:
             raise UsageError(f"workers must be at least 1, got {workers}")
-        api_url = api_url or os.environ.get("INAT_API_URL") or OFFICIAL_API_URL
+        api_url = api_url or os.environ.get(API_URL_ENV) or OFFICIAL_API_URL
         if not api_url.startswith(("http://", "https://")):
             raise UsageError(f"the API URL must start with http:// or https://, got {api_url!r}")
         return cls(

@@ -13,6 +13,7 @@ from inat_async.options import (
     SIZE_PIXELS,
     SIZES,
     Query,
+    format_byte_size,
     parse_byte_size,
     parse_license,
     parse_quality,
@@ -179,6 +180,32 @@ def test_decimal_units_are_exact(hundredths: int, unit: str) -> None:
             parse_byte_size(text)
     else:
         assert parse_byte_size(text) == hundredths * factor // 100
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "text"),
+    [
+        (4_500_000_000, "4.5GB"),
+        (22_000_000_000, "22GB"),
+        (20_000_000, "20MB"),
+        (1_000, "1kB"),
+        (1_001, "1.001kB"),
+        (999, "999B"),
+        (3 * 10**12, "3TB"),
+    ],
+)
+def test_format_byte_size_is_the_shortest_decimal_spelling(nbytes: int, text: str) -> None:
+    assert format_byte_size(nbytes) == text
+
+
+@given(st.integers(1, 2**63 - 1))
+def test_format_byte_size_reads_back_as_the_same_bytes(nbytes: int) -> None:
+    assert parse_byte_size(format_byte_size(nbytes)) == nbytes
+
+
+def test_format_byte_size_refuses_what_is_not_a_size() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        format_byte_size(0)
 
 
 def test_query_defaults_match_the_original() -> None:

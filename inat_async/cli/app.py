@@ -19,18 +19,30 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from .._version import __version__
 from ..errors import InatError, StorageError, UsageError
-from ..limits import Limits, LimitSettings
-from ..options import parse_byte_size
+from ..limits import OFFICIAL_MAX_PER_MINUTE, STATE_DIR_ENV, Limits, LimitSettings
+from ..options import format_byte_size, parse_byte_size
 from ..pipeline import download_all
 from ..plan import RunPlan, SpeciesPlan, plan_run
-from ..settings import DEFAULT_USER_AGENT, Settings, resolve_limits
+from ..settings import (
+    API_URL_ENV,
+    DEFAULT_LICENSE,
+    DEFAULT_OBSERVATIONS,
+    DEFAULT_OUT_DIR,
+    DEFAULT_QUALITY,
+    DEFAULT_SIZE,
+    DEFAULT_USER_AGENT,
+    DEFAULT_WORKERS,
+    OFFICIAL_API_URL,
+    Settings,
+    resolve_limits,
+)
 from ..species import SpeciesEntry, read_species_csv
 from ..status import dataset_status
 from .progress import LiveReporter, PlainReporter, make_reporter, watch_limits
@@ -204,12 +216,24 @@ async def _download(
 
 
 # -- shared options --------------------------------------------------------------------------
+# Each option used by more than one command is declared once here; every default comes
+# from the library's constants, so the CLI and the library cannot drift apart.
+
+#: The byte budgets as the user writes them (the library counts bytes).
+DEFAULT_HOURLY_LIMIT = format_byte_size(LimitSettings.hourly_bytes)
+DEFAULT_DAILY_LIMIT = format_byte_size(LimitSettings.daily_bytes)
+
+
+def _out_option(help: str) -> Any:
+    """``--out``: the dataset folder; each command says what it does with it."""
+    return typer.Option("--out", help=help)
+
 
 StateDir = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
-        envvar="INAT_ASYNC_STATE_DIR",
+        envvar=STATE_DIR_ENV,
         help="Where the budgets shared by all your runs (request log, byte ledger) are kept "
         "\\[default: the platform's per-user state folder].",
         show_default=False,
@@ -217,18 +241,21 @@ StateDir = Annotated[
 ]
 OutDir = Annotated[
     Path,
-    typer.Option(
-        "--out",
-        help="Output folder: one <Species>_images folder and two CSV files per species, "
-        "and the resume state in .inat-async/.",
+    _out_option(
+        "Output folder: one <Species>_images folder and two CSV files per species, "
+        "and the resume state in .inat-async/."
     ),
+]
+DatasetDir = Annotated[Path, _out_option("The output folder of the run to report on.")]
+Workers = Annotated[
+    int, typer.Option("-w", "--workers", help="Photos downloaded at the same time.")
 ]
 RequestsPerMinute = Annotated[
     int,
     typer.Option(
         "--requests-per-minute",
-        help="API requests per sliding minute; above 60 only with an --api-url other than "
-        "iNaturalist's.",
+        help=f"API requests per sliding minute; above {OFFICIAL_MAX_PER_MINUTE} only with an "
+        "--api-url other than iNaturalist's.",
     ),
 ]
 RequestsPerDay = Annotated[
@@ -238,15 +265,16 @@ HourlyLimit = Annotated[
     str,
     typer.Option(
         "--hourly-limit",
-        help="Photo bytes per sliding hour, e.g. 4.5GB (GB = 10^9 bytes; iNaturalist may "
-        "block above 5GB).",
+        help=f"Photo bytes per sliding hour, e.g. {DEFAULT_HOURLY_LIMIT} (GB = 10^9 bytes; "
+        "iNaturalist may block above 5GB).",
     ),
 ]
 DailyLimit = Annotated[
     str,
     typer.Option(
         "--daily-limit",
-        help="Photo bytes per sliding 24 hours, e.g. 22GB (iNaturalist may block above 24GB).",
+        help=f"Photo bytes per sliding 24 hours, e.g. {DEFAULT_DAILY_LIMIT} (iNaturalist may "
+        "block above 24GB).",
     ),
 ]
 Plain = Annotated[
@@ -290,7 +318,7 @@ def run(
     observations: Annotated[
         int,
         typer.Option("-o", "--observations", help="Observations per species: the first N, by id."),
-    ] = 200,
+    ] = DEFAULT_OBSERVATIONS,
     quality: Annotated[
         str,
         typer.Option(
@@ -298,7 +326,7 @@ def run(
             "--quality",
             help="Quality grade: research, needs_id, casual, a comma list, or any.",
         ),
-    ] = "research",
+    ] = DEFAULT_QUALITY,
     license: Annotated[
         str,
         typer.Option(
@@ -307,7 +335,7 @@ def run(
             help="Comma list of cc-by, cc-by-nc, cc-by-nd, cc-by-sa, cc-by-nc-nd, cc-by-nc-sa, "
             "cc0; or any. Each photo is kept on its own license.",
         ),
-    ] = "any",
+    ] = DEFAULT_LICENSE,
     size: Annotated[
         str,
         typer.Option(
@@ -315,11 +343,9 @@ def run(
             "--size",
             help="Photo size: small (240 px), medium (500), large (1024), original (2048).",
         ),
-    ] = "medium",
-    workers: Annotated[
-        int, typer.Option("-w", "--workers", help="Photos downloaded at the same time.")
-    ] = 8,
-    out: OutDir = Path("results"),
+    ] = DEFAULT_SIZE,
+    workers: Workers = DEFAULT_WORKERS,
+    out: OutDir = DEFAULT_OUT_DIR,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -331,17 +357,17 @@ def run(
     api_url: Annotated[
         str,
         typer.Option(
-            "--api-url", envvar="INAT_API_URL", help="API base, for mirrors and test servers."
+            "--api-url", envvar=API_URL_ENV, help="API base, for mirrors and test servers."
         ),
-    ] = "https://api.inaturalist.org/v1",
+    ] = OFFICIAL_API_URL,
     user_agent: Annotated[
         str, typer.Option("--user-agent", help="Sent with every request.")
     ] = DEFAULT_USER_AGENT,
     state_dir: StateDir = None,
-    requests_per_minute: RequestsPerMinute = 60,
+    requests_per_minute: RequestsPerMinute = LimitSettings.requests_per_minute,
     requests_per_day: RequestsPerDay = LimitSettings.requests_per_day,
-    hourly_limit: HourlyLimit = "4.5GB",
-    daily_limit: DailyLimit = "22GB",
+    hourly_limit: HourlyLimit = DEFAULT_HOURLY_LIMIT,
+    daily_limit: DailyLimit = DEFAULT_DAILY_LIMIT,
     plain: Plain = False,
     silent: Silent = False,
     verbose: Verbose = False,
@@ -441,14 +467,12 @@ async def _dry_run(
 
 @app.command()
 def status(
-    out: Annotated[
-        Path, typer.Option("--out", help="The output folder of the run to report on.")
-    ] = Path("results"),
+    out: DatasetDir = DEFAULT_OUT_DIR,
     state_dir: StateDir = None,
-    requests_per_minute: RequestsPerMinute = 60,
+    requests_per_minute: RequestsPerMinute = LimitSettings.requests_per_minute,
     requests_per_day: RequestsPerDay = LimitSettings.requests_per_day,
-    hourly_limit: HourlyLimit = "4.5GB",
-    daily_limit: DailyLimit = "22GB",
+    hourly_limit: HourlyLimit = DEFAULT_HOURLY_LIMIT,
+    daily_limit: DailyLimit = DEFAULT_DAILY_LIMIT,
 ) -> None:
     """Show where the download in --out stands, without the network.
 
@@ -487,9 +511,7 @@ def demo(
             show_default=False,
         ),
     ] = None,
-    workers: Annotated[
-        int, typer.Option("-w", "--workers", help="Photos downloaded at the same time.")
-    ] = 8,
+    workers: Workers = DEFAULT_WORKERS,
     plain: Plain = False,
 ) -> None:
     """Watch a real download, offline, in a few seconds.

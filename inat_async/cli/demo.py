@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..limits import Limits, LimitSettings
-from ..settings import Settings
+from ..settings import DEFAULT_WORKERS, Settings
 from ..species import SpeciesEntry
 from ..testing import DEMO_COUNTS, FakeInatServer, demo_dataset
 
@@ -39,7 +39,7 @@ class Demo:
     limits: Limits
     species: tuple[SpeciesEntry, ...]
 
-    def settings(self, out_dir: Path, *, workers: int = 8) -> Settings:
+    def settings(self, out_dir: Path, *, workers: int = DEFAULT_WORKERS) -> Settings:
         return Settings.create(
             observations=DEMO_OBSERVATIONS,
             quality="research",
