@@ -25,7 +25,7 @@ from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from .errors import StorageError
 from .events import EventCallback, ignore, wait_reporter
-from .limits import Limits
+from .limits import Limits, Reservation
 from .retry import RetryPolicy, parse_retry_after
 
 #: Most bytes taken from the response at once.
@@ -126,7 +126,7 @@ class PhotoFetcher:
         for attempt in range(self._retry.attempts):
             reservation = await self._limits.reserve(self.estimate, on_wait=self._on_wait)
             try:
-                body = await self._receive(url, part)
+                body = await self._receive(url, part, reservation)
             except PhotoError as exc:
                 reservation.release(received=exc.received)
                 if not exc.retryable:
@@ -134,7 +134,7 @@ class PhotoFetcher:
                 last = exc
                 wait = exc.retry_after
             except BaseException:
-                reservation.release()  # _receive removed the part file
+                reservation.release()  # charges what arrived; _receive removed the part file
                 raise
             else:
                 reservation.commit(body.received)
@@ -147,7 +147,7 @@ class PhotoFetcher:
         assert last is not None
         raise PhotoError(f"{last.reason} (after {self._retry.attempts} attempts)", retryable=True)
 
-    async def _receive(self, url: str, part: Path) -> _Body:
+    async def _receive(self, url: str, part: Path, reservation: Reservation) -> _Body:
         """The whole body, checked: at most its last ``WRITE_BUFFER`` bytes still in memory."""
         body = _Body(part)
         try:
@@ -162,6 +162,7 @@ class PhotoFetcher:
                 body.content_type = content_type
                 expected = response.content_length
                 async for chunk in response.content.iter_chunked(CHUNK):
+                    reservation.add_received(len(chunk))
                     if body.add(chunk):
                         await body.flush()
                 if expected is not None and body.received != expected:

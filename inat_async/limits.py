@@ -296,11 +296,13 @@ class Reservation:
     reservation.release()`` and the context manager are always safe::
 
         with await limits.reserve(estimate) as reservation:
-            size = await download()
+            async for chunk in body:
+                reservation.add_received(len(chunk))  # a cancellation charges these
+                ...
             reservation.commit(size)
     """
 
-    __slots__ = ("_limits", "_settled", "held", "id", "requested")
+    __slots__ = ("_limits", "_settled", "held", "id", "received", "requested")
 
     def __init__(self, limits: Limits, reservation_id: int, requested: int, held: int) -> None:
         self._limits = limits
@@ -309,6 +311,8 @@ class Reservation:
         #: request exceeds a whole budget).
         self.requested = requested
         self.held = held
+        #: Bytes counted by :meth:`add_received` so far.
+        self.received = 0
         self._settled = False
 
     @property
@@ -323,12 +327,18 @@ class Reservation:
             raise ValueError(f"actual_bytes cannot be negative: {actual_bytes}")
         self._limits._settle(self, actual_bytes)
 
-    def release(self, received: int = 0) -> None:
+    def add_received(self, nbytes: int) -> None:
+        """Count ``nbytes`` more that crossed the network for this download, so that a
+        release (a failure, a cancellation mid-body) charges them exactly."""
+        self.received += nbytes
+
+    def release(self, received: int | None = None) -> None:
         """The download failed or was cancelled: give the estimate back, but charge the
-        ``received`` bytes that did cross the network. No-op once settled."""
+        bytes that did cross the network: ``received`` if given, at least what
+        :meth:`add_received` counted. No-op once settled."""
         if self._settled:
             return
-        self._limits._settle(self, max(0, received))
+        self._limits._settle(self, max(0, self.received, received or 0))
 
     def __enter__(self) -> Reservation:
         return self

@@ -406,6 +406,22 @@ async def test_a_reservation_settles_exactly_once(make_limits: MakeLimits) -> No
 
 
 @pytest.mark.looptime
+async def test_a_release_charges_the_bytes_counted_as_received(make_limits: MakeLimits) -> None:
+    limits = make_limits()
+    cancelled = await limits.reserve(1_000)
+    for _ in range(3):
+        cancelled.add_received(120)
+    cancelled.release()  # e.g. a cancellation mid-body: the 360 bytes did arrive
+    failed = await limits.reserve(1_000)
+    failed.add_received(50)
+    failed.release(received=80)  # the larger of the two counts
+    grown = await limits.reserve(1_000)
+    grown.add_received(1_500)
+    grown.commit(1_500)  # a photo larger than its estimate is charged in full
+    assert [n for _, n in limits.store.history("media")] == [360, 80, 1_500]
+
+
+@pytest.mark.looptime
 async def test_leases_are_renewed_while_a_download_runs(make_limits: MakeLimits) -> None:
     clock = LoopClock(epoch=T0)
     limits = make_limits(clock=clock, hourly_bytes=1_000, byte_burst=1.0, lease=60.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -10,9 +11,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 from support import start_cli
 
+from inat_async.fetch import PhotoFetcher
+from inat_async.limits import Limits, LimitSettings, Reservation
 from inat_async.testing import FakeInatServer, build_dataset, run_in_thread
 
 pytestmark = pytest.mark.timeout(120)
@@ -146,3 +151,57 @@ def test_two_processes_share_one_request_window(fake: FakeInatServer, tmp_path: 
         assert sum(1 for t in times[i:] if t < first + 0.98) <= 10, times
     # ...and the shared budget was used, not wasted: 24 requests at 10/s after a burst of 2.
     assert times[-1] - times[0] < 4.0
+
+
+async def test_a_download_cancelled_mid_body_charges_the_bytes_it_received(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled after 300,000 of 1,000,000 bytes: those 300,000 count, no more, no less."""
+    sent = 300_000
+    hold, arrived = asyncio.Event(), asyncio.Event()
+    count = Reservation.add_received
+
+    def counting(self: Reservation, nbytes: int) -> None:
+        count(self, nbytes)
+        if self.received >= sent:
+            arrived.set()
+
+    monkeypatch.setattr(Reservation, "add_received", counting)
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        response.content_length = 1_000_000
+        await response.prepare(request)
+        await response.write(b"\xff" * sent)
+        await hold.wait()  # never sends the rest
+        return response
+
+    app = web.Application()
+    app.router.add_get("/photo.jpg", trickle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    settings = LimitSettings(state_dir=tmp_path / "state", hourly_bytes=10**9)
+    try:
+        async with Limits(settings) as limits, aiohttp.ClientSession() as session:
+            fetcher = PhotoFetcher(session, limits=limits, estimate=800_000)
+            task = asyncio.create_task(
+                fetcher.download(
+                    f"http://127.0.0.1:{port}/photo.jpg",
+                    tmp_path / ".1_0.part",
+                    lambda _: tmp_path / "1_0.jpg",
+                )
+            )
+            async with asyncio.timeout(10):
+                await arrived.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert [n for _, n in limits.store.history("media")] == [sent]
+            assert limits.store.held() == []
+        assert not (tmp_path / ".1_0.part").exists()
+    finally:
+        hold.set()
+        await runner.cleanup()
