@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 
@@ -179,21 +179,16 @@ class _Run:
     async def run(self, entries: list[SpeciesEntry]) -> RunResult:
         settings = self.settings
         self.emit(RunStarted(tuple(e.name for e in entries), settings.workers, settings.out_dir))
-        queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=settings.workers * 4)
+        # The pool runs in a task of its own: a cancel of *this* task then only ever
+        # comes from outside (Ctrl-C), never from the TaskGroup aborting its parent,
+        # so `cancelling()` below tells a stop from a failure (on 3.11 a TaskGroup can
+        # leave its parent's cancel count raised after an abort).
+        pool = asyncio.create_task(self._pool(entries))
         try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(settings.workers):
-                    group.create_task(self._worker(queue))
-                for entry in entries:
-                    await self._produce(entry, queue)
-                for _ in range(settings.workers):
-                    await queue.put(None)
-        except BaseExceptionGroup as group_error:
-            # Surface the first real error (a StorageError, say) as itself, not as a group.
-            inner = group_error.exceptions[0]
-            while isinstance(inner, BaseExceptionGroup):
-                inner = inner.exceptions[0]
-            raise inner from None
+            await pool
+        except* InatError as group_error:
+            # Anything else in the group (a bug) is not caught here: it propagates as is.
+            _raise_deliberate(group_error)
         finally:
             # Whatever happened (done, Ctrl-C, disk full), the CSVs match the store.
             for species in self.species:
@@ -203,6 +198,17 @@ class _Run:
         result = RunResult([species.result for species in self.species])
         self.emit(RunFinished(result))
         return result
+
+    async def _pool(self, entries: list[SpeciesEntry]) -> None:
+        workers = self.settings.workers
+        queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=workers * 4)
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(self._worker(queue))
+            for entry in entries:
+                await self._produce(entry, queue)
+            for _ in range(workers):
+                await queue.put(None)
 
     # -- producer -----------------------------------------------------------------------------
 
@@ -356,7 +362,9 @@ class _Run:
                 await self._download(job)
             finally:
                 job.species.outstanding -= 1
-                self._maybe_finish(job.species)
+            # Only after a photo is settled: a cancelled or failed download leaves its
+            # species to the run's own clean-up, which cannot hide the stop or the error.
+            self._maybe_finish(job.species)
 
     async def _download(self, job: _Job) -> None:
         species, record = job.species, job.record
@@ -410,6 +418,34 @@ class _Run:
         result.seconds = time.monotonic() - species.started
         if emit:
             self.emit(SpeciesFinished(name, result))
+
+
+def _raise_deliberate(group: BaseExceptionGroup[InatError]) -> NoReturn:
+    """The run's deliberate errors as themselves (one clear line), or the stop that caused them.
+
+    A run stopped from outside (Ctrl-C cancels it) may meet errors while its workers
+    finish (a full disk while writing a species' CSVs): the stop is what happened, so
+    it wins, and the CLI still exits 130. Otherwise the first error is raised, with the
+    others attached as notes.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from group
+    errors = _leaves(group)
+    first = errors[0]
+    for other in errors[1:]:
+        first.add_note(f"also: {other}")
+    raise first from None
+
+
+def _leaves(group: BaseExceptionGroup[InatError]) -> list[InatError]:
+    leaves: list[InatError] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            leaves.extend(_leaves(error))
+        else:
+            leaves.append(error)
+    return leaves
 
 
 def _size_and_hash(path: Path) -> tuple[int, str]:
