@@ -19,7 +19,7 @@ From a shell: ``python -m inat_async.testing --port 0 --species "Apis mellifera=
 prints the API URL on its first line and serves until killed.
 """
 
-from .catalog import DEMO_COUNTS, FakeSpecies
+from .catalog import CONTROLLED_TERMS, DEMO_COUNTS, FAKE_PLACES, FakePlace, FakeSpecies, FakeTerm
 from .data import (
     LICENSE_CODES,
     PHOTO_SIZES,
@@ -41,8 +41,10 @@ from .server import FakeInatServer, ServerSettings
 from .thread import ServerThread, run_in_thread
 
 __all__ = [
+    "CONTROLLED_TERMS",
     "DEFAULT_PHOTO_BYTES",
     "DEMO_COUNTS",
+    "FAKE_PLACES",
     "LICENSE_CODES",
     "PHOTO_SIZES",
     "PLACEHOLDERS",
@@ -52,8 +54,10 @@ __all__ = [
     "FakeInatServer",
     "FakeObservation",
     "FakePhoto",
+    "FakePlace",
     "FakeSpecies",
     "FakeTaxon",
+    "FakeTerm",
     "FakeUser",
     "FaultKind",
     "FaultRule",

@@ -25,8 +25,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
 from .catalog import (
+    CONTROLLED_TERMS,
     DEMO_COUNTS,
     DESCRIPTIONS,
+    FAKE_PLACES,
     HOSTILE_USERS,
     ICONIC_TAXA,
     KINGDOMS,
@@ -119,6 +121,7 @@ _RANK_LEVELS = {
     "stateofmatter": 100,
     "kingdom": 70,
     "class": 50,
+    "family": 30,
     "genus": 20,
     "species": 10,
     "subspecies": 5,
@@ -148,6 +151,7 @@ class DatasetOptions:
     obscured_rate: float = 0.10
     subspecies_share: float = 0.20
     max_photos: int = 5
+    captive_rate: float = 0.08
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +260,11 @@ class FakeObservation:
     agreements: int = 0
     comments_count: int = 0
     faves_count: int = 0
+    #: Places whose box holds the coordinates, and their ancestors, ascending (none without).
+    place_ids: tuple[int, ...] = ()
+    captive: bool = False
+    #: (controlled_attribute_id, controlled_value_id) pairs, as /controlled_terms numbers them.
+    annotations: tuple[tuple[int, int], ...] = ()
 
     @property
     def photo_licenses(self) -> frozenset[str | None]:
@@ -521,6 +530,9 @@ class _Generator:
     next_photo_id: int = 500_000
     next_op_id: int = 900_000
     clock: datetime = datetime(2018, 3, 1, 8, 0, tzinfo=UTC)
+    #: Draws what the first datasets did not have (places, captive, annotations) from its
+    #: own stream, so that everything drawn from ``rng`` stays as it was for a given seed.
+    extra: random.Random = field(default_factory=lambda: random.Random(0))
 
     def setup(self) -> None:
         rng = self.rng
@@ -617,7 +629,18 @@ class _Generator:
             agreements=agreements,
             comments_count=rng.choice((0, 0, 0, 1, 2)),
             faves_count=rng.choice((0, 0, 0, 0, 1, 3)),
+            place_ids=places_at(lat, lon) if has_geo else (),
+            captive=self.extra.random() < opts.captive_rate,
+            annotations=self._annotations(),
         )
+
+    def _annotations(self) -> tuple[tuple[int, int], ...]:
+        extra, found = self.extra, []
+        for term in CONTROLLED_TERMS:
+            if term.rate and extra.random() < term.rate:
+                values = tuple((value_id, weight) for value_id, _, weight in term.values if weight)
+                found.append((term.id, _weighted(extra, values)))
+        return tuple(found)
 
     def _quality(self, quirk: str | None, has_photos: bool) -> str:
         if quirk in ("needs_id", "casual"):
@@ -705,10 +728,28 @@ class _Generator:
         )
 
 
+def places_at(lat: float, lng: float) -> tuple[int, ...]:
+    """Ids of the fake places holding a point, with their ancestors, ascending."""
+    by_id = {place.id: place for place in FAKE_PLACES}
+    found: set[int] = set()
+    for place in FAKE_PLACES:
+        if place.contains(lat, lng):
+            at: int | None = place.id
+            while at is not None:
+                found.add(at)
+                at = by_id[at].parent_id
+    return tuple(sorted(found))
+
+
+# Family ids come from their own range, not from the taxa stream, so that adding the
+# family rank left every other taxon id of a seed unchanged.
+_FAMILY_IDS = 9_000_000
+
+
 def _build_taxa(
     specs: list[FakeSpecies], seed: int
 ) -> tuple[dict[int, FakeTaxon], dict[int, tuple[FakeTaxon, ...]], dict[str, int]]:
-    """Life > kingdom > iconic class > genus > species > subspecies, plus inactive synonyms."""
+    """Life > kingdom > iconic class > family > genus > species > subspecies, plus synonyms."""
     rng = random.Random(f"taxa:{seed}")
     taxa: dict[int, FakeTaxon] = {
         LIFE_ID: FakeTaxon(LIFE_ID, "Life", "stateofmatter", None, (LIFE_ID,))
@@ -760,7 +801,14 @@ def _build_taxa(
         genus_name = spec.name.split()[0]
         genus = next((t for t in taxa.values() if t.name == genus_name), None)
         if genus is None:
-            genus = add(genus_name, "genus", iconic, new_id())
+            family_name = spec.family_name
+            family = next(
+                (t for t in taxa.values() if t.name == family_name and t.rank == "family"), None
+            )
+            if family is None:
+                families = sum(1 for t in taxa.values() if t.rank == "family")
+                family = add(family_name, "family", iconic, _FAMILY_IDS + 1 + families)
+            genus = add(genus_name, "genus", family, new_id())
         species = add(
             spec.name,
             "species",
@@ -803,7 +851,9 @@ def build_dataset(
         raise ValueError(f"duplicate species in {[spec.name for spec in specs]}")
     options = options or DatasetOptions()
     taxa, subspecies, species_ids = _build_taxa(specs, seed)
-    generator = _Generator(random.Random(seed), options, taxa, subspecies)
+    generator = _Generator(
+        random.Random(seed), options, taxa, subspecies, extra=random.Random(f"extra:{seed}")
+    )
     generator.setup()
     # Shuffle who observes next so ids of different species interleave, as real ids do.
     slots = [species_ids[spec.name] for spec in specs for _ in range(spec.count)]

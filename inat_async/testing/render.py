@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .catalog import CONTROLLED_TERMS, FAKE_PLACES, FakePlace
 from .data import FakeDataset, FakeObservation, FakePhoto, FakeTaxon, FakeUser
 
 _WWW = "https://www.inaturalist.org"
@@ -135,7 +136,7 @@ def observation_json(obs: FakeObservation, dataset: FakeDataset, base_url: str) 
         "quality_grade": obs.quality_grade,
         "time_observed_at": obs.time_observed_at,
         "taxon_geoprivacy": None,
-        "annotations": [],
+        "annotations": [annotation_json(obs, term, value) for term, value in obs.annotations],
         "uuid": obs.uuid,
         "observed_on_details": _details(obs.time_observed_at or obs.observed_on),
         "id": obs.id,
@@ -164,8 +165,8 @@ def observation_json(obs: FakeObservation, dataset: FakeDataset, base_url: str) 
         "observed_on_string": observed_string,
         "updated_at": obs.updated_at,
         "sounds": [],
-        "place_ids": [],
-        "captive": False,
+        "place_ids": list(obs.place_ids),
+        "captive": obs.captive,
         "taxon": taxon_json(taxon, dataset, base_url),
         "ident_taxon_ids": list(taxon.ancestor_ids),
         "outlinks": [],
@@ -210,3 +211,86 @@ def observation_json(obs: FakeObservation, dataset: FakeDataset, base_url: str) 
         "faves": [],
         "non_owner_ids": [],
     }
+
+
+def annotation_json(obs: FakeObservation, term: int, value: int) -> dict[str, Any]:
+    """One annotation, as the recorded observation answers carry them (the observer's own)."""
+    return {
+        "uuid": f"{obs.uuid[:24]}{term:04d}{value:08d}",
+        "controlled_attribute_id": term,
+        "controlled_value_id": value,
+        "concatenated_attr_val": f"{term}|{value}",
+        "vote_score": 0,
+        "user_id": obs.user.id,
+        "votes": [],
+        "user": user_json(obs.user),
+    }
+
+
+def controlled_terms_json() -> dict[str, Any]:
+    """``GET /v1/controlled_terms``, shaped as the recorded answer."""
+    results = [
+        {
+            "id": term.id,
+            "ontology_uri": "",
+            "uri": "",
+            "is_value": False,
+            "multivalued": term.multivalued,
+            "uuid": term.uuid,
+            "values": [
+                {
+                    "id": value_id,
+                    "ontology_uri": "",
+                    "uri": "",
+                    "blocking": False,
+                    "uuid": f"{term.uuid[:8]}-value-{value_id}",
+                    "label": label,
+                }
+                for value_id, label, _ in term.values
+            ],
+            "taxon_ids": [1] if term.id in (1, 9, 17) else [48460],
+            "label": term.label,
+        }
+        for term in CONTROLLED_TERMS
+    ]
+    return {"total_results": len(results), "page": 1, "per_page": 30, "results": results}
+
+
+def _ancestors(place: FakePlace) -> list[int]:
+    by_id = {p.id: p for p in FAKE_PLACES}
+    chain: list[int] = []
+    at: int | None = place.id
+    while at is not None:
+        chain.append(at)
+        at = by_id[at].parent_id
+    return chain[::-1]
+
+
+def place_json(place: FakePlace, *, full: bool = False) -> dict[str, Any]:
+    """A place as ``/places/autocomplete`` writes it, or with its geometry (``/places/<ids>``)."""
+    swlat, swlng, nelat, nelng = place.bbox
+    ring = [[swlng, swlat], [nelng, swlat], [nelng, nelat], [swlng, nelat], [swlng, swlat]]
+    data: dict[str, Any] = {
+        "ancestor_place_ids": _ancestors(place),
+        "bounding_box_geojson": None,
+        "bbox_area": round((nelat - swlat) * (nelng - swlng), 9),
+        "admin_level": place.admin_level,
+        "place_type": place.place_type,
+        "name": place.name,
+        "location": f"{(swlat + nelat) / 2:.6f},{(swlng + nelng) / 2:.6f}",
+        "id": place.id,
+        "display_name": place.display_name,
+        "slug": place.display_name.lower().replace(", ", "-").replace(" ", "-"),
+        "geometry_geojson": None,
+    }
+    if full:
+        data["uuid"] = f"00000000-0000-4000-8000-{place.id:012d}"
+        data["bounding_box_geojson"] = {"type": "Polygon", "coordinates": [ring]}
+        data["geometry_geojson"] = {"type": "MultiPolygon", "coordinates": [[ring]]}
+    return data
+
+
+def species_count_json(
+    taxon: FakeTaxon, count: int, dataset: FakeDataset, base_url: str
+) -> dict[str, Any]:
+    return {"count": count, "taxon": taxon_json(taxon, dataset, base_url)}

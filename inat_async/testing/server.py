@@ -4,6 +4,8 @@ Routes (``BASE`` is ``http://127.0.0.1:<port>``)::
 
     BASE/v1/taxa?q=...                  taxon search        BASE/v1/taxa/<ids>
     BASE/v1/observations?...            observation search  BASE/v1/observations/<ids>
+    BASE/v1/observations/species_counts leaf taxa counts    BASE/v1/controlled_terms
+    BASE/v1/places/autocomplete?q=...   places by name      BASE/v1/places/<ids>
     BASE/s3/photos/<id>/<size>.<ext>     "inaturalist-open-data.s3.amazonaws.com"
     BASE/static/photos/<id>/<size>.<ext> "static.inaturalist.org"
     BASE/static/attachment_defaults/...,  BASE/www/assets/...   placeholder images
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Self
 
 from aiohttp import web
 
+from .catalog import FAKE_PLACES
 from .data import (
     PHOTO_SIZES,
     PLACEHOLDERS,
@@ -44,9 +47,18 @@ from .query import (
     ApiFailure,
     ObservationIndex,
     parse_observation_search,
+    search_places,
     search_taxa,
+    species_counts,
 )
-from .render import dumps, observation_json, taxon_json
+from .render import (
+    controlled_terms_json,
+    dumps,
+    observation_json,
+    place_json,
+    species_count_json,
+    taxon_json,
+)
 from .replies import Reply, api_error, json_reply, not_found, spoiled, too_many_requests
 
 if TYPE_CHECKING:
@@ -297,6 +309,33 @@ class FakeInatServer:
             return self._observations(params)
         if parts == ["taxa"]:
             return self._taxa(params)
+        if parts == ["observations", "species_counts"]:
+            return self._species_counts(params)
+        if parts == ["controlled_terms"]:
+            return json_reply(controlled_terms_json())
+        if parts == ["places", "autocomplete"]:
+            total, size, hits = search_places(FAKE_PLACES, params)
+            return json_reply(
+                {
+                    "total_results": total,
+                    "page": 1,
+                    "per_page": size,
+                    "results": [place_json(place) for place in hits],
+                }
+            )
+        if len(parts) == 2 and parts[0] == "places":
+            if not _IDS.match(parts[1]):
+                raise ApiFailure(422, "invalid ID")
+            wanted = {int(i) for i in parts[1].split(",") if i}
+            places = [place_json(p, full=True) for p in FAKE_PLACES if p.id in wanted]
+            return json_reply(
+                {
+                    "total_results": len(places),
+                    "page": 1,
+                    "per_page": len(places),
+                    "results": places,
+                }
+            )
         if len(parts) == 2 and parts[0] in ("observations", "taxa"):
             if not _IDS.match(parts[1]):
                 raise ApiFailure(422, "invalid ID")
@@ -347,6 +386,15 @@ class FakeInatServer:
             cached = dumps(observation_json(obs, self.dataset, self.base_url))
             self._json_cache[obs_id] = cached
         return cached
+
+    def _species_counts(self, params: dict[str, str]) -> Reply:
+        total, page, size, counts = species_counts(self._index, params)
+        results = [
+            species_count_json(taxon, count, self.dataset, self.base_url) for taxon, count in counts
+        ]
+        return json_reply(
+            {"total_results": total, "page": page, "per_page": size, "results": results}
+        )
 
     def _taxa(self, params: dict[str, str]) -> Reply:
         total, page, per_page, hits = search_taxa(self.dataset, params)
