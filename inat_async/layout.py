@@ -49,6 +49,8 @@ METADATA_COLUMNS = (
     "observation_uuid",
     "observation_url",
     "photos_kept",
+    # Added later, at the end so that older readers keep their column positions.
+    "observer_id",
 )
 
 PHOTO_COLUMNS = (
@@ -65,6 +67,10 @@ PHOTO_COLUMNS = (
     "sha256",
     "status",
     "error",
+    # The downloaded file's own pixel size (width and height above are the original's).
+    "stored_width",
+    "stored_height",
+    "observer_id",
 )
 
 
@@ -124,6 +130,7 @@ def metadata_row(species: str, observation: Observation, photos_kept: int) -> di
         "observation_uuid": observation.uuid,
         "observation_url": observation.url,
         "photos_kept": photos_kept,
+        "observer_id": observation.user_id,
     }
 
 
@@ -143,6 +150,9 @@ def photo_row(record: PhotoRecord, size: str) -> dict[str, Any]:
         "sha256": record.sha256,
         "status": "missing" if record.missing else record.status,
         "error": record.reason,
+        "stored_width": record.stored_width if record.status == DONE else None,
+        "stored_height": record.stored_height if record.status == DONE else None,
+        "observer_id": record.observer_id,
     }
 
 

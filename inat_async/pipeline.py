@@ -51,6 +51,7 @@ from .fetch import (
     part_name,
     remove_stale_parts,
 )
+from .imageinfo import image_size
 from .layout import Layout, metadata_row
 from .limits import Limits, LimitSettings
 from .models import Observation, Photo, Taxon, photo_url_for_size, url_extension
@@ -334,7 +335,7 @@ class _Run:
         for record, path in renamed:
             # Renamed into place, then killed before the store heard of it: a final
             # name is only ever complete, so it is done.
-            self.store.mark_done(record, path.name, *_size_and_hash(path))
+            self.store.mark_done(record, path.name, *_size_and_hash(path), image_size(path))
             result.photos_already_done += 1
         return todo
 
@@ -389,7 +390,9 @@ class _Run:
                 )
             )
             return
-        self.store.mark_done(record, fetched.path.name, fetched.bytes, fetched.sha256)
+        # Reads the header only: cheap enough for the loop (the file is in the page cache).
+        dimensions = image_size(fetched.path)
+        self.store.mark_done(record, fetched.path.name, fetched.bytes, fetched.sha256, dimensions)
         species.result.photos_downloaded += 1
         species.result.bytes += fetched.bytes
         self.emit(

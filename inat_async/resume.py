@@ -27,9 +27,19 @@ from .errors import OutputConflictError, StorageError
 from .models import Observation, Photo, Taxon
 from .options import Query
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATE_DIR = ".inat-async"
 STATE_FILE = "state.sqlite3"
+
+#: Columns added after schema 1, with their types: :func:`_migrate` adds them to old stores.
+#: ``observer_id`` is the observer's numeric id (logins can change; NULL: unknown, in
+#: rows stored before it was kept); ``stored_width``/``stored_height`` are the pixel
+#: dimensions of the downloaded file (``width``/``height`` are the original's).
+_ADDED_PHOTO_COLUMNS = (
+    ("observer_id", "INTEGER"),
+    ("stored_width", "INTEGER"),
+    ("stored_height", "INTEGER"),
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -97,6 +107,9 @@ class PhotoRecord:
     reason: str | None
     missing: bool
     attempts: int
+    observer_id: int | None = None
+    stored_width: int | None = None
+    stored_height: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +142,7 @@ class ResumeStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
             db.executescript(_SCHEMA)
+            _migrate(db)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the resume store {path}: {exc}") from exc
         except OSError as exc:
@@ -251,11 +265,13 @@ class ResumeStore:
                         reason=None,
                         missing=False,
                         attempts=0,
+                        observer_id=observation.user_id,
                     )
                     self._db.execute(
                         """INSERT OR IGNORE INTO photos (species, observation_id, position,
-                               photo_id, url, login, license, attribution, width, height)
-                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                               photo_id, url, login, license, attribution, width, height,
+                               observer_id)
+                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                         (
                             key,
                             record.observation_id,
@@ -267,9 +283,11 @@ class ResumeStore:
                             record.attribution,
                             record.width,
                             record.height,
+                            record.observer_id,
                         ),
                     )
                     new.append(record)
+            _fill_observer_ids(self._db, observations)
             self._db.execute(
                 "UPDATE species SET watermark = MAX(watermark, ?) WHERE key = ?", (watermark, key)
             )
@@ -293,12 +311,22 @@ class ResumeStore:
         sql += " ORDER BY observation_id, position"
         return map(_photo, self._db.execute(sql, args))
 
-    def mark_done(self, record: PhotoRecord, file_name: str, nbytes: int, sha256: str) -> None:
+    def mark_done(
+        self,
+        record: PhotoRecord,
+        file_name: str,
+        nbytes: int,
+        sha256: str,
+        dimensions: tuple[int, int] | None = None,
+    ) -> None:
+        """``dimensions``: the stored file's own (width, height), None when unreadable."""
+        width, height = dimensions or (None, None)
         self._commit_one(
             """UPDATE photos SET status = 'done', file_name = ?, bytes = ?, sha256 = ?,
+                   stored_width = ?, stored_height = ?,
                    reason = NULL, missing = 0, attempts = attempts + 1
                WHERE species = ? AND observation_id = ? AND position = ?""",
-            (file_name, nbytes, sha256, *_pk(record)),
+            (file_name, nbytes, sha256, width, height, *_pk(record)),
         )
 
     def mark_failed(self, record: PhotoRecord, reason: str, *, missing: bool) -> None:
@@ -373,6 +401,37 @@ class _Transaction:
                 raise StorageError(
                     f"cannot write the resume store {self._path}: {error}"
                 ) from error
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a store of an older schema up to date: new columns start NULL (unknown)."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(photos)")}
+    for name, kind in _ADDED_PHOTO_COLUMNS:
+        if name not in present:
+            db.execute(f"ALTER TABLE photos ADD COLUMN {name} {kind}")
+    # Only rows still missing their observer id are indexed: the index stays empty in a
+    # dataset created with it, and makes filling old rows by login cheap.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS photos_unknown_observer ON photos (login) "
+        "WHERE observer_id IS NULL"
+    )
+
+
+def _fill_observer_ids(
+    db: sqlite3.Connection,
+    observations: Sequence[tuple[Observation, dict[str, Any], Sequence[Photo]]],
+) -> None:
+    """Give rows stored without an observer id the id of an observer seen again by login."""
+    seen = {
+        (o.user_login, o.user_id)
+        for o, _, _ in observations
+        if o.user_login is not None and o.user_id is not None
+    }
+    for login, user_id in seen:
+        db.execute(
+            "UPDATE photos SET observer_id = ? WHERE observer_id IS NULL AND login = ?",
+            (user_id, login),
+        )
 
 
 def _pk(record: PhotoRecord) -> tuple[str, int, int]:
