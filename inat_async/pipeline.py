@@ -54,10 +54,11 @@ from .fetch import (
 from .imageinfo import image_size
 from .layout import Layout, metadata_row
 from .limits import Limits, LimitSettings
-from .models import Observation, Photo, Taxon, photo_url_for_size, url_extension
+from .models import Observation, Photo, photo_url_for_size, url_extension
 from .results import PhotoFailure, RunResult, SpeciesResult
 from .resume import DONE, FAILED, PENDING, PhotoRecord, ResumeStore
 from .settings import TYPICAL_BYTES, Settings, resolve_limits
+from .sources import ApiSource, Source, choose_taxon
 from .species import SpeciesEntry, normalise_name, species_from_names
 
 
@@ -154,17 +155,20 @@ class _Run:
         limits: Limits,
         store: ResumeStore,
         on_event: EventCallback,
+        source: Source | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.layout = Layout(settings.out_dir)
         self.emit = on_event
-        self.client = InatClient(
-            session,
-            limits=limits,
-            api_url=settings.api_url,
-            retry=settings.retry,
-            on_event=on_event,
+        self.source: Source = source or ApiSource(
+            InatClient(
+                session,
+                limits=limits,
+                api_url=settings.api_url,
+                retry=settings.retry,
+                on_event=on_event,
+            )
         )
         self.fetcher = PhotoFetcher(
             session,
@@ -226,22 +230,10 @@ class _Run:
             species.walked = True
             self._maybe_finish(species)
 
-    async def _resolve(self, species: _Species) -> tuple[Taxon, str | None]:
-        name, entry = species.name, species.entry
-        stored = self.store.species(name)
-        if entry.taxon_id is not None:
-            if stored.taxon is not None and stored.taxon.id == entry.taxon_id:
-                return stored.taxon, None
-            return await self.client.taxon_by_id(entry.taxon_id, species=name), None
-        if stored.taxon is not None:
-            # A resumed dataset keeps the taxon it started with.
-            return stored.taxon, stored.matched_term
-        match = await self.client.resolve_taxon(name)
-        return match.taxon, match.matched_term
-
     async def _walk(self, species: _Species, queue: asyncio.Queue[_Job | None]) -> None:
         name, result, query = species.name, species.result, self.settings.query
-        taxon, matched_term = await self._resolve(species)
+        choice = await choose_taxon(self.source, species.entry, self.store.species(name))
+        taxon, matched_term = choice.taxon, choice.matched_term
         self.store.set_taxon(name, taxon, matched_term)
         result.taxon, result.matched_term = taxon, matched_term
         self.emit(TaxonResolved(name, taxon, matched_term))
@@ -264,7 +256,7 @@ class _Run:
         id_above = max(species.entry.start_id, state.watermark)
         if remaining <= 0:
             return
-        pages = self.client.observation_pages(taxon.id, query, id_above=id_above, species=name)
+        pages = self.source.observation_pages(taxon.id, query, id_above=id_above, species=name)
         async with contextlib.aclosing(pages):
             async for page in pages:
                 if expected is None:

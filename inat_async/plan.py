@@ -17,9 +17,8 @@ account: its stored observations and watermark), never created.
 
 from __future__ import annotations
 
-import difflib
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import aiohttp
@@ -28,10 +27,11 @@ from .api import MAX_PER_PAGE, InatClient
 from .errors import InatError, StorageError, TaxonNotFoundError
 from .events import EventCallback, ignore
 from .limits import Limits, LimitSettings
-from .models import Taxon, is_result_page, parse_observation_page, parse_taxa_page
+from .models import Taxon
 from .options import Query
 from .resume import ResumeStore
 from .settings import TYPICAL_BYTES, Settings, resolve_limits
+from .sources import ApiSource, Source, choose_taxon
 from .species import SpeciesEntry
 from .status import has_dataset
 
@@ -118,10 +118,13 @@ async def plan_run(
     sample_size: int = SAMPLE_SIZE,
     on_event: EventCallback = ignore,
     on_species: Callable[[SpeciesPlan], None] | None = None,
+    source: Source | None = None,
 ) -> RunPlan:
     """Estimate a run of ``species`` with ``settings``: API requests only, no photos.
 
     ``on_species`` is called as each species is planned (a display's progress).
+    ``source`` is where the run would take its observations (default: the API at
+    ``settings.api_url``).
     A name that resolves to nothing is a :class:`SpeciesPlan` with ``error`` and
     ``suggestions``, not an exception.
     """
@@ -140,16 +143,18 @@ async def plan_run(
     if session is None:
         session = aiohttp.ClientSession(headers={"User-Agent": settings.user_agent})
     try:
-        client = InatClient(
-            session,
-            limits=shared,
-            api_url=settings.api_url,
-            retry=settings.retry,
-            on_event=on_event,
-        )
+        if source is None:
+            client = InatClient(
+                session,
+                limits=shared,
+                api_url=settings.api_url,
+                retry=settings.retry,
+                on_event=on_event,
+            )
+            source = ApiSource(client)
         plans: list[SpeciesPlan] = []
         for entry in entries:
-            plan = await _plan_species(client, entry, settings, store, sample_size)
+            plan = await _plan_species(source, entry, settings, store, sample_size)
             plans.append(plan)
             if on_species is not None:
                 on_species(plan)
@@ -174,7 +179,7 @@ async def plan_run(
 
 
 async def _plan_species(
-    client: InatClient,
+    source: Source,
     entry: SpeciesEntry,
     settings: Settings,
     store: ResumeStore | None,
@@ -182,24 +187,11 @@ async def _plan_species(
 ) -> SpeciesPlan:
     name, query = entry.name, settings.query
     stored = store.species(name) if store is not None else None
-    requests = 0
     try:
-        # The same choice as a run: a resumed dataset keeps the taxon it started with.
-        if (
-            stored is not None
-            and stored.taxon is not None
-            and (entry.taxon_id is None or entry.taxon_id == stored.taxon.id)
-        ):
-            taxon, matched = stored.taxon, stored.matched_term
-        elif entry.taxon_id is not None:
-            requests += 1
-            taxon, matched = await client.taxon_by_id(entry.taxon_id, species=name), None
-        else:
-            requests += 1
-            match = await client.resolve_taxon(name)
-            taxon, matched = match.taxon, match.matched_term
+        # The run's own choice: a resumed dataset keeps the taxon it started with.
+        choice = await choose_taxon(source, entry, stored)
     except TaxonNotFoundError as exc:
-        suggestions = await _suggest(client, name, exc.suggestions)
+        suggestions = await source.suggest(name, tuple(exc.suggestions))
         return SpeciesPlan(
             name, error=f"no iNaturalist taxon is named {name!r}", suggestions=suggestions
         )
@@ -207,14 +199,23 @@ async def _plan_species(
         raise
     except InatError as exc:
         return SpeciesPlan(name, error=str(exc))
+    taxon, matched = choice.taxon, choice.matched_term
+    requests = 1 if choice.asked else 0
     already = stored.observations if stored is not None else 0
     id_above = max(entry.start_id, stored.watermark if stored is not None else 0)
     try:
-        available, sampled, kept = await _count_and_sample(
-            client, taxon.id, query, id_above, name, sample_size
+        counted = await source.count(
+            taxon.id, query, id_above=id_above, sample=sample_size, species=name
         )
     except InatError as exc:
         return SpeciesPlan(name, taxon, matched, error=str(exc), already=already)
+    available, sampled = counted.total, len(counted.sample)
+    kept = sum(
+        1
+        for observation in counted.sample
+        for photo in observation.photos
+        if query.accepts_photo_license(photo.license_code)
+    )
     remaining = max(0, settings.observations - already)
     take = min(remaining, available)
     if sample_size:
@@ -234,45 +235,6 @@ async def _plan_species(
         bytes=photos * TYPICAL_BYTES[query.size],
         requests=requests + _walk_requests(take, remaining, available),
     )
-
-
-async def _suggest(client: InatClient, name: str, offered: Sequence[str]) -> tuple[str, ...]:
-    """Close names for one that found nothing: what the search offered, else names
-    under its first word (the genus, for a misspelt species) that look alike."""
-    if offered:
-        return tuple(offered)
-    first = name.split()[0]
-    try:
-        body = await client.get_json(
-            "taxa", {"q": first, "per_page": 100}, valid=is_result_page, context={"species": name}
-        )
-    except InatError:
-        return ()
-    names = {taxon.name for taxon in parse_taxa_page(body) if taxon.is_active}
-    return tuple(difflib.get_close_matches(name, names, n=3, cutoff=0.75))
-
-
-async def _count_and_sample(
-    client: InatClient, taxon_id: int, query: Query, id_above: int, name: str, sample_size: int
-) -> tuple[int, int, int]:
-    """``(available, sampled observations, photos a run would keep of them)``."""
-    if not sample_size:
-        total = await client.count_observations(taxon_id, query, id_above=id_above, species=name)
-        return total, 0, 0
-    params = InatClient.search_params(taxon_id, query, id_above)
-    params["per_page"] = sample_size
-    body = await client.get_json(
-        "observations", params, valid=is_result_page, context={"species": name}
-    )
-    page = parse_observation_page(body)
-    kept = sum(
-        1
-        for observation in page.observations
-        for photo in observation.photos
-        if query.accepts_photo_license(photo.license_code)
-    )
-    total = page.total_results if page.total_results is not None else page.size
-    return total, len(page.observations), kept
 
 
 def _walk_requests(take: int, remaining: int, available: int) -> int:
