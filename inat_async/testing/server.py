@@ -8,6 +8,8 @@ Routes (``BASE`` is ``http://127.0.0.1:<port>``)::
     BASE/v1/places/autocomplete?q=...   places by name      BASE/v1/places/<ids>
     BASE/s3/photos/<id>/<size>.<ext>     "inaturalist-open-data.s3.amazonaws.com"
     BASE/static/photos/<id>/<size>.<ext> "static.inaturalist.org"
+    BASE/s3/metadata/inaturalist-open-data-latest.tar.gz, BASE/s3/<table>.csv.gz
+                                        the bucket's Open Data tables (Range requests work)
     BASE/static/attachment_defaults/...,  BASE/www/assets/...   placeholder images
     BASE/_fake/...                      control: log, summary, faults, settings (JSON)
 
@@ -43,6 +45,7 @@ from .data import (
 from .faults import FaultKind, FaultRule, Faults, RequestContext
 from .images import ImageFactory
 from .log import RequestLog, RequestRecord
+from .opendata import in_bucket, open_data_files
 from .query import (
     ApiFailure,
     ObservationIndex,
@@ -59,7 +62,15 @@ from .render import (
     species_count_json,
     taxon_json,
 )
-from .replies import Reply, api_error, json_reply, not_found, spoiled, too_many_requests
+from .replies import (
+    Reply,
+    api_error,
+    json_reply,
+    not_found,
+    s3_error,
+    spoiled,
+    too_many_requests,
+)
 
 if TYPE_CHECKING:
     from .thread import ServerThread
@@ -82,6 +93,9 @@ class ServerSettings:
     #: Emulate the hard throttle: more API requests than this in 60 s get Varnish's 429,
     #: with Retry-After saying when the oldest of them leaves the window.
     throttle_per_minute: int | None = None
+    #: The open-data bucket lets anyone list it, so a missing key is S3's 404 NoSuchKey;
+    #: False answers 403 AccessDenied instead, as S3 does without list permission.
+    bucket_listable: bool = True
 
 
 def classify(path: str) -> RequestContext:
@@ -140,6 +154,7 @@ class FakeInatServer:
         self._json_cache: dict[int, bytes] = {}
         self._json_version = -1
         self._arrivals: deque[float] = deque()
+        self._bucket: tuple[int, dict[str, bytes]] = (-1, {})
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -268,7 +283,8 @@ class FakeInatServer:
                 await asyncio.sleep(rule.delay)
         reply = self._reply(request, ctx)
         if rule is None or rule.kind is FaultKind.STALL:
-            return await self._send(request, record, reply, ranged=ctx.kind == "photo")
+            ranged = ctx.kind == "photo" or ctx.path.startswith("/s3/")
+            return await self._send(request, record, reply, ranged=ranged)
         if rule.kind is FaultKind.TRUNCATED:
             return await self._send(request, record, reply, cut_at=rule.cut_at)
         return await self._send(request, record, spoiled(rule, ctx.kind, ctx.path, reply))
@@ -300,6 +316,8 @@ class FakeInatServer:
             return Reply(
                 200, self.images.placeholder(ctx.path), "image/png", _image_headers(ctx.path)
             )
+        if ctx.path.startswith("/s3/"):
+            return self._bucket_object(ctx.path)
         return not_found(ctx.kind, ctx.path)
 
     def _api(self, path: str, request: web.Request) -> Reply:
@@ -419,9 +437,30 @@ class FakeInatServer:
             or size not in PHOTO_SIZES
             or (extension or "") != photo.extension
         ):
-            return not_found("photo", ctx.path)
+            return (
+                self._missing_key(ctx.path) if match.group(1) == "s3" else not_found("", ctx.path)
+            )
+        if match.group(1) == "s3" and not in_bucket(photo):
+            # The bucket holds openly licensed photos only.
+            return self._missing_key(ctx.path)
         body = self.images.render(photo, size)
         return Reply(200, body, photo.media_type, _image_headers(ctx.path))
+
+    def _missing_key(self, path: str) -> Reply:
+        if self.settings.bucket_listable:
+            return not_found("photo", path)
+        return s3_error(403, "AccessDenied", "Access Denied", path[3:])
+
+    def _bucket_object(self, path: str) -> Reply:
+        """The Open Data tables and bundle of the dataset, built once per dataset version."""
+        version, objects = self._bucket
+        if version != self.dataset.version:
+            objects = open_data_files(self.dataset).bucket_objects()
+            self._bucket = (self.dataset.version, objects)
+        body = objects.get(path[len("/s3/") :])
+        if body is None:
+            return self._missing_key(path)
+        return Reply(200, body, "application/gzip", _image_headers(path))
 
     # -- writing ----------------------------------------------------------------------------
 
