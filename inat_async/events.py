@@ -85,10 +85,18 @@ class PhotoFailed:
 
 @dataclass(frozen=True, slots=True)
 class LimitWait:
-    """Everything pauses on a limit until ``resume_at`` (wall-clock epoch seconds)."""
+    """Everything pauses on a limit until ``resume_at`` (wall-clock epoch seconds).
+
+    ``reason`` names the limit (``"hourly byte budget"``, ``"daily request budget"``,
+    ``"API asked to slow down (HTTP 429)"``, ...). For a budget, ``spent`` of
+    ``budget`` is how full it was when the wait began (bytes, spent and in flight; or
+    requests); both are None for a pause that is not a budget.
+    """
 
     reason: str
     resume_at: float
+    spent: int | None = None
+    budget: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +129,12 @@ def ignore(event: Event) -> None:
     """The default callback: report nothing."""
 
 
-def wait_reporter(on_event: EventCallback) -> Callable[[str, float], None]:
+def wait_reporter(
+    on_event: EventCallback,
+) -> Callable[[str, float, int | None, int | None], None]:
     """The ``on_wait`` callback for :class:`~inat_async.limits.Limits`: reports ``LimitWait``."""
 
-    def report(reason: str, resume_at: float) -> None:
-        on_event(LimitWait(reason=reason, resume_at=resume_at))
+    def report(reason: str, resume_at: float, spent: int | None, budget: int | None) -> None:
+        on_event(LimitWait(reason=reason, resume_at=resume_at, spent=spent, budget=budget))
 
     return report

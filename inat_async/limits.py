@@ -20,16 +20,14 @@ Media bytes -- :meth:`Limits.reserve`
     Before a download, its estimated size is *reserved*: admitted only if the hourly
     and daily windows can take it on top of what was spent and what is in flight
     (in any process). The download then :meth:`~Reservation.commit`\\ s its real size
-    or :meth:`~Reservation.release`\\ s (exactly once). So a window never holds more
-    than its budget plus the excess of real sizes over estimates of the downloads in
-    flight when it filled up. The hourly budget is also a pace: ``byte_burst`` (5%)
-    of it at once, the rest spread evenly over the hour. A fast link then gets a
-    steady flow at 95% of the budget instead of spending the hour in minutes and
-    idling the rest (a sliding window alone replays that burst and that pause every
-    hour). The daily budget is deliberately not spread over the day: that would make
-    every run that stays under a day's budget several times slower. When a window is
-    full, the head of the queue sleeps until the oldest entry leaves (or a download
-    settles) and resumes by itself: a budget never ends a run.
+    or :meth:`~Reservation.release`\\ s what it received (exactly once). So a window
+    never holds more than its budget plus the excess of real sizes over estimates of
+    the downloads in flight when it filled up. Both budgets are *caps*: downloads go
+    as fast as the link and the workers allow until the next photo would not fit in
+    a window; then the head of the queue sleeps until enough bytes leave the window
+    (or a download settles) and everything resumes by itself: a budget never ends a
+    run. Smoothing the hourly budget into a pace (``byte_burst`` below 1) is an
+    opt-in: it makes every job under the budget slower than its link.
 
 Time comes from one :class:`Clock`. The default, :class:`LoopClock`, is the event
 loop's time anchored to the wall clock, so times stored by several processes are
@@ -76,9 +74,11 @@ __all__ = [
 STATE_DIR_ENV: Final = "INAT_ASYNC_STATE_DIR"
 OFFICIAL_MAX_PER_MINUTE: Final = 60
 
-#: ``(reason, resume_at)``: called once when a request or reservation starts a
-#: noticeable wait on a budget; ``resume_at`` is clock (wall) time.
-WaitCallback = Callable[[str, float], None]
+#: ``(reason, resume_at, spent, budget)``: called once when a request or reservation
+#: starts a noticeable wait; ``resume_at`` is clock (wall) time; ``spent`` and
+#: ``budget`` say how full the budget that stopped it is (bytes, or requests; spent
+#: includes the bytes in flight), None for a pause that is not a budget (a 429).
+WaitCallback = Callable[[str, float, int | None, int | None], None]
 
 #: A wait shorter than this is never zero: it guards against float rounding making a
 #: window boundary look one ulp away forever.
@@ -114,9 +114,10 @@ class LimitSettings:
     minute: float = 60.0
     hour: float = 3_600.0
     day: float = 86_400.0
-    #: Share of the hourly budget that may be reserved back to back; the rest is
-    #: spread evenly over the hour (1.0: no pace, only the sliding windows).
-    byte_burst: float = 0.05
+    #: 1.0 (the default): the byte budgets are caps over their sliding windows.
+    #: Below 1, opt-in smoothing: only this share of the hourly budget may be
+    #: reserved back to back, the rest is spread evenly over the hour.
+    byte_burst: float = 1.0
     #: Waits at least this long (seconds) are reported to ``on_wait``; shorter ones
     #: are the ordinary pace and would only flicker on a display.
     notify_after: float = 10.0
@@ -406,7 +407,7 @@ class Limits:
         # reservation blocked by bytes held elsewhere asks again this often.
         self._poll = min(1.0, settings.minute / 60)
         self._held: dict[int, Reservation] = {}
-        self._waits: dict[str, tuple[str, float]] = {}
+        self._waits: dict[str, tuple[str, float, int | None, int | None]] = {}
         self._loop_state: _LoopState | None = None
         self._closed = False
 
@@ -570,10 +571,11 @@ class Limits:
                 now = self._clock.now()
                 resume_at = max(decision.wait_until, now + _MIN_WAIT)
                 if resume_at - now >= self.settings.notify_after:
-                    self._waits[channel] = (decision.reason, resume_at)
+                    wait = (decision.reason, resume_at, decision.spent, decision.budget)
+                    self._waits[channel] = wait
                     if on_wait is not None and not notified:
                         notified = True
-                        on_wait(decision.reason, resume_at)
+                        on_wait(*wait)
                 wake_at = min(resume_at, now + self._poll) if decision.poll else resume_at
                 await self._sleep(wake_at - now, changed)
         finally:
@@ -617,7 +619,7 @@ class Limits:
             bytes_in_flight_here=usage.in_flight_here,
             paused_until=usage.paused_until,
             slow_until=usage.slow_until,
-            waiting=tuple(self._waits.values()),
+            waiting=tuple((reason, at) for reason, at, _, _ in self._waits.values()),
         )
 
     def _check_open(self) -> None:

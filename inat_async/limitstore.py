@@ -65,6 +65,9 @@ _PRUNE_EVERY: Final = 300.0
 
 Ledger = Literal["requests", "media"]
 
+#: The reason given while a 429 pauses every request.
+PAUSED: Final = "API asked to slow down (HTTP 429)"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY,
@@ -124,9 +127,9 @@ class ByteRules:
     hour: float = 3_600.0
     day: float = 86_400.0
     #: Fraction of the hourly budget that may be reserved back to back; beyond it,
-    #: reservations are paced at the rest of the budget per ``hour`` (1.0: no pace,
-    #: only the windows).
-    burst: float = 0.05
+    #: reservations are paced at the rest of the budget per ``hour``. 1.0 (the
+    #: default): no pace, the budgets are caps over the sliding windows.
+    burst: float = 1.0
     #: How long a reservation stays held without renewal (a crashed owner's rows
     #: are charged after this).
     lease: float = 60.0
@@ -155,6 +158,18 @@ class Decision:
     #: Bytes held by *other* owners could be released before ``wait_until``:
     #: the caller should ask again sooner rather than sleep until then.
     poll: bool = False
+    #: What the binding budget holds (spent, plus in flight for bytes) and its size,
+    #: when a budget (not a pace or a pause) refused.
+    spent: int | None = None
+    budget: int | None = None
+
+
+def _refusal(
+    denials: list[tuple[float, str, int | None, int | None]], *, poll: bool = False
+) -> Decision:
+    """The denial that lasts longest decides when to ask again, and is the reason given."""
+    until, reason, spent, budget = max(denials, key=lambda d: d[0])
+    return Decision(False, until, reason, poll=poll, spent=spent, budget=budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,10 +371,10 @@ class LimitStore:
         pause allow it; otherwise say when to ask again."""
         with self._write():
             state = self._state()
-            denials: list[tuple[float, str]] = []
+            denials: list[tuple[float, str, int | None, int | None]] = []
             paused_until = state.get("paused_until", float("-inf"))
             if now < paused_until:
-                denials.append((paused_until, "API asked to slow down (HTTP 429)"))
+                denials.append((paused_until, PAUSED, None, None))
             # After a 429: a longer spacing and no bursts, for everyone.
             slowed = now < state.get("slow_until", float("-inf"))
             interval = rules.interval * (rules.slow_factor if slowed else 1.0)
@@ -368,7 +383,7 @@ class LimitStore:
             tat = max(state.get("request_tat", now), now)
             tolerance = 0.0 if slowed else (rules.burst - 1) * interval
             if tat - now > tolerance + _EPS:
-                denials.append((tat - tolerance, "request pace"))
+                denials.append((tat - tolerance, "request pace", None, None))
             _, newest_cum = self._newest("requests")
             for per, length, reason in (
                 (rules.per_minute, rules.minute, "requests per minute"),
@@ -376,12 +391,10 @@ class LimitStore:
             ):
                 window = self._window("requests", now, length, newest_cum)
                 if window.used + 1 > per:
-                    denials.append(
-                        (self._frees_at("requests", length, newest_cum, per - 1), reason)
-                    )
+                    until = self._frees_at("requests", length, newest_cum, per - 1)
+                    denials.append((until, reason, window.used, per))
             if denials:
-                until, reason = max(denials)
-                return Decision(False, until, reason)
+                return _refusal(denials)
             self._append("requests", now, 1)
             self._set_state("request_tat", tat + interval)
             self._maybe_prune(now, rules.day + rules.minute)
@@ -425,7 +438,7 @@ class LimitStore:
                 in_flight += int(held)
                 if owner != self.owner:
                     elsewhere += int(held)
-            denials: list[tuple[float, str]] = []
+            denials: list[tuple[float, str, int | None, int | None]] = []
             _, newest_cum = self._newest("media")
             for budget, length, reason in (
                 (rules.hourly, rules.hour, "hourly byte budget"),
@@ -440,22 +453,19 @@ class LimitStore:
                         # Only settling downloads can make room; if they are charged
                         # now, their bytes leave the window one length from now.
                         until = now + length
-                    denials.append((until, reason))
-            # The hourly budget as a pace: a GCRA over bytes, a bucket of
-            # `burst * hourly` refilled at `(1 - burst) * hourly` per hour. Any hour
-            # then admits at most the budget, so the window rarely has to stop
-            # anyone: a fast link gets a steady flow instead of spending the hour in
-            # ten minutes and idling fifty (a sliding window alone would replay that
-            # burst and that pause every hour).
+                    denials.append((until, reason, window.used + in_flight, budget))
+            # Opt-in smoothing (burst < 1): the hourly budget as a pace, a GCRA over
+            # bytes, a bucket of `burst * hourly` refilled at `(1 - burst) * hourly`
+            # per hour. Off by default: it made every job under the budget several
+            # times slower than the link, for no rule of iNaturalist's.
             state = self._state()
             spb = rules.seconds_per_byte
             tat = max(state.get("bytes_tat", now), now)
             bucket = max(rules.burst * rules.hourly, estimate) * spb
             if spb and tat + estimate * spb - now > bucket + _EPS:
-                denials.append((tat + estimate * spb - bucket, "hourly byte budget"))
+                denials.append((tat + estimate * spb - bucket, "hourly byte pace", None, None))
             if denials:
-                until, reason = max(denials)
-                return Decision(False, until, reason, poll=elsewhere > 0)
+                return _refusal(denials, poll=elsewhere > 0)
             cursor = self._conn.execute(
                 "INSERT INTO reservations (owner, pid, nbytes, created, lease_until) "
                 "VALUES (?, ?, ?, ?, ?)",

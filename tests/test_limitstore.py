@@ -141,7 +141,7 @@ def test_hourly_pace_spreads_the_budget() -> None:
     # so that the pace alone never puts more than the budget in a window.
     assert s.try_reserve(T0, 200, rules).granted
     refused = s.try_reserve(T0, 100, rules)
-    assert (refused.granted, refused.reason) == (False, "hourly byte budget")
+    assert (refused.granted, refused.reason) == (False, "hourly byte pace")
     assert refused.wait_until == pytest.approx(T0 + 12.5)
     assert not s.try_reserve(T0 + 12.4, 100, rules).granted
     assert s.try_reserve(T0 + 12.5, 100, rules).granted

@@ -183,7 +183,31 @@ def test_live_display_shows_species_totals_budgets_and_a_countdown() -> None:
     assert any(line.startswith("budget, last 24 h") and "of 22 GB" in line for line in lines)
     assert "API 12/60 a minute, 340/9,500 a day" in text
     assert "10.0 MB at 1.0 MB/s" in text
-    assert "paused: hourly byte budget reached; going on in 12m34s" in text
+    pause = next(line for line in lines if "paused" in line)
+    assert pause.startswith("⏸ paused until ") and "(12m34s)" in pause
+    # Which budget, and how full it is now (the snapshot): never "… reached" at 5%.
+    assert pause.endswith(": hourly byte budget, 4.5 GB of 4.5 GB spent")
+    assert "reached" not in text
+
+
+def test_a_pause_says_which_budget_how_full_and_never_429_reached() -> None:
+    tracker = RunTracker(FakeTime(0.0), wall=lambda: NOW)
+    tracker.apply(LimitWait("daily request budget", NOW + 90, 9_500, 9_500))
+    tracker.apply(LimitWait("API asked to slow down (HTTP 429)", NOW + 30))
+    text = live_text(tracker)
+    assert "(30s): the API asked to slow down (HTTP 429)" in text
+    assert "(1m30s): daily request budget, 9,500 of 9,500 spent" in text
+    assert "reached" not in text
+    reporter, out, _ = plain()
+    reporter(LimitWait("API asked to slow down (HTTP 429)", NOW + 60))
+    reporter(LimitWait("hourly byte budget", NOW + 60, 4_200_000_000, 4_500_000_000))
+    lines = text_of(out).splitlines()
+    assert "paused: the API asked to slow down (HTTP 429); going on at" in lines[0]
+    assert (
+        "paused: hourly byte budget, 4.2 GB of 4.5 GB spent in the last hour; going on at"
+        in lines[1]
+    )
+    assert "reached" not in text_of(out)
 
 
 def test_live_display_at_narrow_widths_and_with_many_species() -> None:
@@ -280,10 +304,11 @@ def test_plain_summary_every_30_seconds_with_budgets_and_pauses() -> None:
     assert last.startswith("12:00:00 0/3 species, 102/~1,800 photos, 10.0 MB at ")
     assert "ETA ~" in last and "1 failed" in last
     assert "budgets: 1.2 GB of 4.5 GB this hour, 3 GB of 22 GB today" in last
-    reporter(LimitWait("daily byte budget", NOW + 60))
-    reporter(LimitWait("daily byte budget", NOW + 60))  # said once
+    reporter(LimitWait("daily byte budget", NOW + 60, 21_000_000_000, 22_000_000_000))
+    reporter(LimitWait("daily byte budget", NOW + 60, 21_000_000_000, 22_000_000_000))  # once
     pauses = [line for line in text_of(out).splitlines() if "paused" in line]
-    assert len(pauses) == 1 and "daily byte budget reached" in pauses[0]
+    assert len(pauses) == 1
+    assert "paused: daily byte budget, 21 GB of 22 GB spent in the last 24 h" in pauses[0]
 
 
 def test_make_reporter_picks_the_live_display_only_on_a_terminal() -> None:

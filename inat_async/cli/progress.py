@@ -53,7 +53,16 @@ from ..events import (
     TaxonResolved,
 )
 from ..limits import LimitsSnapshot, WindowUsage
-from .views import clock_time, count, human_budget, human_bytes, human_duration, render_summary
+from ..limitstore import PAUSED
+from .views import (
+    clock_time,
+    count,
+    human_budget,
+    human_bytes,
+    human_duration,
+    render_summary,
+    wait_text,
+)
 
 __all__ = [
     "LiveReporter",
@@ -149,6 +158,8 @@ class RunView:
     limits: LimitsSnapshot | None
     workers: int = 0
     out_dir: Path | None = None
+    #: ``(reason, spent, budget)`` as the wait events said when they began.
+    wait_amounts: tuple[tuple[str, int | None, int | None], ...] = ()
 
     @property
     def settled(self) -> int:
@@ -186,6 +197,7 @@ class RunTracker:
         self.bytes = 0
         self.pages = 0
         self.waits: dict[str, float] = {}
+        self.wait_amounts: dict[str, tuple[int | None, int | None]] = {}
         self.limits: LimitsSnapshot | None = None
         self.done = False
 
@@ -235,8 +247,9 @@ class RunTracker:
                 species.resumed_photos = todo
             case TaxonResolved(species=name):
                 self._species(name)
-            case LimitWait(reason=reason, resume_at=resume_at):
+            case LimitWait(reason=reason, resume_at=resume_at, spent=spent, budget=budget):
                 self.waits[reason] = resume_at
+                self.wait_amounts[reason] = (spent, budget)
             case SpeciesFinished(species=name, result=result):
                 species = self._species(name)
                 if not species.finished:
@@ -274,7 +287,7 @@ class RunTracker:
                 # have been superseded (a wait that ended early).
                 waits = {**dict(limits.waiting), **waits} if limits.waiting else waits
                 if limits.paused_until is not None and limits.paused_until > now:
-                    waits.setdefault("API asked to slow down (HTTP 429)", limits.paused_until)
+                    waits.setdefault(PAUSED, limits.paused_until)
             total = self.finished_photos + sum(e[0] for e in estimates)
             exact = all(e[1] for e in estimates) and unseen == 0
             if unseen and seen:
@@ -297,6 +310,9 @@ class RunTracker:
                 limits=limits,
                 workers=self.workers,
                 out_dir=self.out_dir,
+                wait_amounts=tuple(
+                    (reason, *self.wait_amounts.get(reason, (None, None))) for reason in waits
+                ),
             )
 
 
@@ -433,16 +449,17 @@ def render_live(
     hidden = len(view.active) - len(shown)
     if hidden > 0:
         parts.insert(0, Text(f"… and {hidden} more species in progress", style="dim"))
+    amounts = {reason: (spent, budget) for reason, spent, budget in view.wait_amounts}
     for reason, resume_at in view.waits:
         left = max(0.0, resume_at - view.at)
-        parts.append(
-            Text.assemble(
-                ("⏸ paused: ", "bold yellow"),
-                f"{reason} reached; going on in ",
-                (human_duration(left), "bold"),
-                f" (at {clock_time(resume_at, view.at)})",
-            )
+        what = wait_text(reason, *amounts.get(reason, (None, None)), limits=limits, short=True)
+        line = Text.assemble(
+            ("⏸ paused until ", "bold yellow"),
+            (clock_time(resume_at, view.at), "bold"),
+            f" ({human_duration(left)}): {what}",
         )
+        line.truncate(width, overflow="ellipsis")
+        parts.append(line)
     return Group(*parts)
 
 
@@ -609,13 +626,12 @@ class PlainReporter:
                 self.log(f"{name}: {path.name} ({human_bytes(nbytes)})")
             case PhotoFailed(species=name, url=url, reason=reason, missing=missing):
                 self.log(f"{name}: {'missing' if missing else 'failed'} {url}: {reason}")
-            case LimitWait(reason=reason, resume_at=resume_at):
+            case LimitWait(reason=reason, resume_at=resume_at, spent=spent, budget=budget):
                 if self._last_wait != (reason, round(resume_at)):
                     self._last_wait = (reason, round(resume_at))
                     left = human_duration(resume_at - time.time())
-                    self.log(
-                        f"paused: {reason} reached; going on at {clock_time(resume_at)} (in {left})"
-                    )
+                    what = wait_text(reason, spent, budget)
+                    self.log(f"paused: {what}; going on at {clock_time(resume_at)} (in {left})")
             case SpeciesFinished():
                 self.log(_finished_line(event, plain=True).plain)
             case _:

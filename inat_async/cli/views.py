@@ -21,6 +21,7 @@ from rich.text import Text
 
 from ..layout import Layout
 from ..limits import LimitsSnapshot, WindowUsage
+from ..limitstore import PAUSED
 from ..plan import RunPlan, SpeciesPlan
 from ..results import RunResult, SpeciesResult
 from ..status import DatasetStatus
@@ -70,6 +71,45 @@ def clock_time(epoch: float, now: float | None = None) -> str:
 
 def count(number: int) -> str:
     return f"{number:,}"
+
+
+#: The budgets a wait can name: what they count, and over which window.
+_BUDGETS: dict[str, tuple[bool, str, str]] = {
+    # reason: (counts bytes, the snapshot's window, in words)
+    "hourly byte budget": (True, "bytes_hour", "the last hour"),
+    "daily byte budget": (True, "bytes_day", "the last 24 h"),
+    "requests per minute": (False, "requests_minute", "the last minute"),
+    "daily request budget": (False, "requests_day", "the last 24 h"),
+}
+
+
+def wait_text(
+    reason: str,
+    spent: int | None = None,
+    budget: int | None = None,
+    limits: LimitsSnapshot | None = None,
+    *,
+    short: bool = False,
+) -> str:
+    """What a pause waits on, in words: which budget and how full it is, or the 429.
+
+    The numbers come from ``limits`` (the latest snapshot) when given, else from the
+    wait itself (``spent`` of ``budget`` when it began).
+    """
+    if reason == PAUSED:
+        return "the API asked to slow down (HTTP 429)"
+    known = _BUDGETS.get(reason)
+    if known is None:
+        return reason
+    is_bytes, attribute, span = known
+    if limits is not None:
+        window: WindowUsage = getattr(limits, attribute)
+        spent, budget = window.used + window.in_flight, window.budget
+    if spent is None or budget is None:
+        return reason
+    amount = human_budget if is_bytes else count
+    spent_text = f"{reason}, {amount(spent)} of {amount(budget)} spent"
+    return spent_text if short else f"{spent_text} in {span}"
 
 
 # -- a table that fits ---------------------------------------------------------------------------
