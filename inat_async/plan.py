@@ -261,8 +261,9 @@ def request_seconds(requests: int, limits: LimitSettings) -> float:
 
 
 def byte_seconds(nbytes: int, limits: LimitSettings) -> float:
-    """How long ``nbytes`` take under the budgets alone: the hourly budget is spent at a
-    steady pace after a burst, and a day never takes more than the daily budget."""
+    """How long ``nbytes`` take under the budgets alone: a whole hourly budget at once
+    (they are caps), each further one an hour later (or a burst then a steady pace,
+    when smoothing is asked for), and a day never takes more than the daily budget."""
     if nbytes <= 0:
         return 0.0
     burst = limits.byte_burst * limits.hourly_bytes

@@ -142,10 +142,16 @@ def test_time_under_the_limits() -> None:
     assert request_seconds(9_500 + 65, limits) == pytest.approx(86_400 + 60.0)
     hourly = limits.hourly_bytes
     assert byte_seconds(0, limits) == 0
-    assert byte_seconds(int(hourly * 0.05), limits) == 0  # the burst
-    assert byte_seconds(hourly, limits) == pytest.approx(3600.0)
-    # 22 GB a day: the hourly pace would allow more, the daily budget stops it.
-    assert byte_seconds(22_000_000_000 + hourly, limits) == pytest.approx(86_400 + 3600.0)
+    # The budgets are caps: a whole hour's budget goes at link speed, the next one when
+    # the first has left the window.
+    assert byte_seconds(hourly, limits) == 0
+    assert byte_seconds(2 * hourly, limits) == pytest.approx(3600.0)
+    # 22 GB a day: the hourly budget would allow more, the daily budget stops it.
+    assert byte_seconds(22_000_000_000 + hourly, limits) == pytest.approx(86_400)
+    smoothed = LimitSettings(byte_burst=0.05)  # the opt-in pace
+    assert byte_seconds(int(hourly * 0.05), smoothed) == 0  # the burst
+    assert byte_seconds(hourly, smoothed) == pytest.approx(3600.0)
+    assert byte_seconds(22_000_000_000 + hourly, smoothed) == pytest.approx(86_400 + 3600.0)
 
 
 # -- the command -------------------------------------------------------------------------------
