@@ -21,15 +21,15 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import aiohttp
 
 from .api import InatClient
-from .errors import InatError, LimitsError, StorageError, UsageError
+from .errors import InatError, LimitsError, StorageError
 from .events import (
     EventCallback,
     PageFetched,
@@ -57,54 +57,127 @@ from .limits import Limits, LimitSettings
 from .models import Observation, Photo, photo_url_for_size, url_extension
 from .results import PhotoFailure, RunResult, SpeciesResult
 from .resume import DONE, FAILED, PENDING, PhotoRecord, ResumeStore
-from .settings import TYPICAL_BYTES, Settings, resolve_limits
+from .retry import RetryPolicy
+from .settings import (
+    DEFAULT_LICENSE,
+    DEFAULT_OBSERVATIONS,
+    DEFAULT_OUT_DIR,
+    DEFAULT_QUALITY,
+    DEFAULT_SIZE,
+    DEFAULT_WORKERS,
+    TYPICAL_BYTES,
+    Settings,
+    resolve_limits,
+    settings_or_options,
+)
 from .sources import ApiSource, Source, choose_taxon
 from .species import SpeciesEntry, normalise_name, species_from_names
 
 
+@settings_or_options
 async def download_species(
     name: str,
     *,
     start_id: int = 0,
     taxon_id: int | None = None,
+    settings: Settings | None = None,
+    observations: int = DEFAULT_OBSERVATIONS,
+    quality: str | Sequence[str] = DEFAULT_QUALITY,
+    license: str | Sequence[str] = DEFAULT_LICENSE,
+    size: str = DEFAULT_SIZE,
+    out_dir: str | os.PathLike[str] = DEFAULT_OUT_DIR,
+    workers: int = DEFAULT_WORKERS,
+    api_url: str | None = None,
+    user_agent: str | None = None,
+    retry: RetryPolicy | None = None,
     session: aiohttp.ClientSession | None = None,
     limits: Limits | LimitSettings | None = None,
     on_event: EventCallback = ignore,
-    **options: Any,
 ) -> SpeciesResult:
     """Download the photos and metadata of one species; returns its counts.
 
-    Options are those of :meth:`Settings.create` (``observations``, ``quality``,
-    ``license``, ``size``, ``out_dir``, ``workers``, ``api_url``, ``user_agent``).
-    Concurrent calls share the process's limits.
+    ``name`` is a scientific or common name; ``start_id`` fetches only observations
+    above that id, ``taxon_id`` skips the name lookup. The run's options are those of
+    :meth:`Settings.create`, given one by one or as ``settings`` (not both):
+
+    - ``observations``: the first N observations by id;
+    - ``quality``, ``license``: a comma string or a sequence, or ``"any"``; each photo
+      is kept on its *own* license;
+    - ``size``: ``small``, ``medium``, ``large`` or ``original``;
+    - ``out_dir``: the dataset folder (rerun to resume); ``workers``: photos at once;
+    - ``api_url`` (default ``$INAT_API_URL``, else iNaturalist's), ``user_agent``,
+      ``retry``: where and how requests are sent.
+
+    ``session`` is a caller's aiohttp session (left open); ``limits`` the budgets, by
+    default the process-wide ones, so concurrent calls share them; ``on_event``
+    receives the progress events. A bad or unknown option raises
+    :class:`~inat_async.errors.UsageError` before anything is created.
 
     >>> result = await download_species("Apis mellifera", observations=50)  # doctest: +SKIP
     >>> result.photos_downloaded  # doctest: +SKIP
     143
+    >>> settings = Settings.create(size="large", license="cc0,cc-by")  # doctest: +SKIP
+    >>> await download_species("Mantis religiosa", settings=settings)  # doctest: +SKIP
     """
+    if settings is None:
+        settings = Settings.create(
+            observations=observations,
+            quality=quality,
+            license=license,
+            size=size,
+            out_dir=out_dir,
+            workers=workers,
+            api_url=api_url,
+            user_agent=user_agent,
+            retry=retry,
+        )
     entry = SpeciesEntry(name=normalise_name(name), start_id=start_id, taxon_id=taxon_id)
-    run = await download_all([entry], session=session, limits=limits, on_event=on_event, **options)
+    run = await download_all(
+        [entry], settings=settings, session=session, limits=limits, on_event=on_event
+    )
     return run.species[0]
 
 
+@settings_or_options
 async def download_all(
     species: Iterable[SpeciesEntry | str],
     *,
     settings: Settings | None = None,
+    observations: int = DEFAULT_OBSERVATIONS,
+    quality: str | Sequence[str] = DEFAULT_QUALITY,
+    license: str | Sequence[str] = DEFAULT_LICENSE,
+    size: str = DEFAULT_SIZE,
+    out_dir: str | os.PathLike[str] = DEFAULT_OUT_DIR,
+    workers: int = DEFAULT_WORKERS,
+    api_url: str | None = None,
+    user_agent: str | None = None,
+    retry: RetryPolicy | None = None,
     session: aiohttp.ClientSession | None = None,
     limits: Limits | LimitSettings | None = None,
     on_event: EventCallback = ignore,
-    **options: Any,
 ) -> RunResult:
     """Download a whole species list with one shared worker pool (what the CLI runs).
 
+    ``species`` holds names or :class:`~inat_async.species.SpeciesEntry` rows (as
+    :func:`~inat_async.species.read_species_csv` returns). The other keywords are those
+    of :func:`download_species`: the options one by one, or one ``settings`` (not both).
+
     >>> entries = read_species_csv("species.csv")  # doctest: +SKIP
     >>> result = await download_all(entries, workers=8, size="large")  # doctest: +SKIP
+    >>> result = await download_all(entries, settings=Settings.create(workers=8))  # doctest: +SKIP
     """
     if settings is None:
-        settings = Settings.create(**options)
-    elif options:
-        raise UsageError(f"pass either settings or options, not both: {', '.join(options)}")
+        settings = Settings.create(
+            observations=observations,
+            quality=quality,
+            license=license,
+            size=size,
+            out_dir=out_dir,
+            workers=workers,
+            api_url=api_url,
+            user_agent=user_agent,
+            retry=retry,
+        )
     entries = species_from_names(species)
     shared_limits = resolve_limits(limits, settings.api_url)
     owns_session = session is None

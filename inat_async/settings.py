@@ -6,10 +6,14 @@ the configuration without importing the machinery that downloads.
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 from ._version import __version__
 from .errors import UsageError
@@ -62,10 +66,8 @@ class Settings:
         user_agent: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> Settings:
-        if observations < 1:
-            raise UsageError(f"observations must be at least 1, got {observations}")
-        if workers < 1:
-            raise UsageError(f"workers must be at least 1, got {workers}")
+        _check_count("observations", observations)
+        _check_count("workers", workers)
         api_url = api_url or os.environ.get(API_URL_ENV) or OFFICIAL_API_URL
         if not api_url.startswith(("http://", "https://")):
             raise UsageError(f"the API URL must start with http:// or https://, got {api_url!r}")
@@ -78,6 +80,62 @@ class Settings:
             user_agent=user_agent or DEFAULT_USER_AGENT,
             retry=retry or RetryPolicy(),
         )
+
+
+def _check_count(name: str, value: object) -> None:
+    # Untyped callers (a config file, **kwargs) can pass "50" or True: say so, not TypeError.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name} must be a whole number, got {value!r}")
+    if value < 1:
+        raise UsageError(f"{name} must be at least 1, got {value}")
+
+
+#: The options :meth:`Settings.create` takes; download_species/download_all mirror them.
+SETTINGS_OPTIONS: frozenset[str] = frozenset(inspect.signature(Settings.create).parameters)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def check_options(
+    function: str, accepted: Mapping[str, object], given: Mapping[str, object]
+) -> None:
+    """Refuse unknown keywords and ``settings`` given together with its options.
+
+    mypy catches both in typed code; this is the same contract at run time, for
+    callers that build keyword arguments dynamically (a config file, ``**kwargs``).
+    """
+    unknown = [name for name in given if name not in accepted]
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, [a for a in accepted if a not in given], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"{function}() has no option {name!r}{hint}")
+    if given.get("settings") is not None:
+        both = [name for name in given if name in SETTINGS_OPTIONS]
+        if both:
+            raise UsageError(
+                f"{function}(): pass either settings or its options, not both: {', '.join(both)}"
+            )
+
+
+def settings_or_options(
+    func: Callable[P, Awaitable[R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Decorate a run function whose keywords are ``settings`` or the Settings options.
+
+    Python would raise a bare :class:`TypeError` for an unknown keyword, and could not
+    tell ``workers=8`` given from ``workers`` left at its default; this wrapper sees
+    the keywords as passed and raises :class:`UsageError` for both mistakes.
+    """
+    accepted = inspect.signature(func).parameters
+
+    @functools.wraps(func)
+    async def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        check_options(func.__name__, accepted, kwargs)
+        return await func(*args, **kwargs)
+
+    return checked
 
 
 def resolve_limits(limits: Limits | LimitSettings | None, api_url: str) -> Limits:
