@@ -1,17 +1,25 @@
-"""The pipeline: one producer walks observation pages, a bounded queue feeds a worker pool.
+"""The pipeline: the walk runs ahead of a worker pool, across species, within a look-ahead.
 
 ::
 
-    species ─► resolve taxon ─► id_above pages ─► resume store (page + photos, one commit)
-                                                        │
-                                          bounded queue ▼ (workers x 4)
+    species ─► resolve taxa (from the start) ─► id_above pages, several species at once
+                                                   │  resume store: page + photos, one commit
+                          backlog, species order ◄─┘  (LOOKAHEAD_PHOTOS ahead of the workers)
                                   N workers ─► byte ledger ─► stream .part ─► rename ─► mark done
 
-The worker pool is shared by every species of a run, so it never idles between
-species; every task belongs to one ``asyncio.TaskGroup``. Species are walked one
-after the other: the API pace (1 request/s) is the bottleneck of a walk, not the
-walk's concurrency. A failed photo is recorded and the run goes on; a species that
-cannot be walked (unknown name, API down) is reported and the others go on.
+The walk keeps up to :data:`API_LANES` requests in flight: the shared limits pace
+how often requests start, and while one answer takes seconds the next requests are
+already under way. Taxa are resolved from the start of the run, one after the
+other (more at once when nothing else is to be asked); pages are asked while fewer
+than :data:`LOOKAHEAD_PHOTOS` photos wait for a worker, for the earliest species
+that can be walked (a species' pages are asked one after the other: each starts
+above the last). Species open (``TaxonResolved``, ``SpeciesStarted``) in the
+species list's order, and the workers take the earliest species' photos first, so
+species finish in about the list's order, each with its CSV files written.
+
+The worker pool is shared by every species; every task belongs to a
+``asyncio.TaskGroup``. A failed photo is recorded and the run goes on; a species
+that cannot be walked (unknown name, API down) is reported and the others go on.
 """
 
 from __future__ import annotations
@@ -21,14 +29,15 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import aiohttp
 
 from .api import InatClient
+from .backlog import Backlog
 from .errors import InatError, LimitsError, StorageError
 from .events import (
     EventCallback,
@@ -54,7 +63,7 @@ from .fetch import (
 from .imageinfo import image_size
 from .layout import Layout, metadata_row
 from .limits import Limits, LimitSettings
-from .models import Observation, Photo, photo_url_for_size, url_extension
+from .models import Observation, ObservationPage, Photo, photo_url_for_size, url_extension
 from .results import PhotoFailure, RunResult, SpeciesResult
 from .resume import DONE, FAILED, PENDING, PhotoRecord, ResumeStore
 from .retry import RetryPolicy
@@ -70,7 +79,7 @@ from .settings import (
     resolve_limits,
     settings_or_options,
 )
-from .sources import ApiSource, Source, choose_taxon
+from .sources import ApiSource, Source, TaxonChoice, choose_taxon
 from .species import SpeciesEntry, normalise_name, species_from_names
 
 
@@ -184,7 +193,8 @@ async def download_all(
     if session is None:
         session = aiohttp.ClientSession(
             headers={"User-Agent": settings.user_agent},
-            connector=aiohttp.TCPConnector(limit=settings.workers + 4, ttl_dns_cache=300),
+            # A connection for each worker and for each API request the walk keeps open.
+            connector=aiohttp.TCPConnector(limit=settings.workers + API_LANES, ttl_dns_cache=300),
         )
     try:
         store = ResumeStore.open(settings.out_dir, settings.query)
@@ -198,16 +208,40 @@ async def download_all(
             await session.close()
 
 
+#: Photos queued ahead of the workers: the walk asks for a page only while fewer wait
+#: (a page adds its photos on top). A few pages' worth: the workers never run dry
+#: while an answer takes seconds, and memory does not grow with the dataset.
+LOOKAHEAD_PHOTOS = 1000
+#: API requests the walk keeps in flight at most.
+API_LANES = 4
+
+
 @dataclass(slots=True)
 class _Species:
-    """A species in flight: its counts, and how many of its photos are still queued."""
+    """A species of the run: its counts, its walk, and how many of its photos are queued."""
 
+    rank: int
     entry: SpeciesEntry
     result: SpeciesResult
-    started: float
+    started: float = 0.0
+    #: The taxon choice, or why there is none, once resolved.
+    choice: TaxonChoice | None = None
+    error: InatError | None = None
+    resolving: bool = False
+    #: The walk, once the species is open: pages, and a page request in flight.
+    pages: AsyncGenerator[ObservationPage, None] | None = None
+    fetching: bool = False
+    remaining: int = 0
+    stored: int = 0
+    expected: int | None = None
+    id_above: int = 0
     outstanding: int = 0
     walked: bool = False
     finished: bool = False
+
+    @property
+    def resolved(self) -> bool:
+        return self.choice is not None or self.error is not None
 
     @property
     def name(self) -> str:
@@ -250,7 +284,11 @@ class _Run:
             on_event=on_event,
             estimate=TYPICAL_BYTES[settings.query.size],
         )
+        #: The species opened so far, in the list's order.
         self.species: list[_Species] = []
+        self._all: list[_Species] = []
+        self.lookahead = LOOKAHEAD_PHOTOS
+        self.lanes = API_LANES
         #: Each species' image folder, computed once (sanitising a name is not free).
         self._images: dict[str, Path] = {}
 
@@ -278,35 +316,110 @@ class _Run:
         return result
 
     async def _pool(self, entries: list[SpeciesEntry]) -> None:
-        workers = self.settings.workers
-        queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=workers * 4)
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(self._worker(queue))
-            for entry in entries:
-                await self._produce(entry, queue)
-            for _ in range(workers):
-                await queue.put(None)
-
-    # -- producer -----------------------------------------------------------------------------
-
-    async def _produce(self, entry: SpeciesEntry, queue: asyncio.Queue[_Job | None]) -> None:
-        species = _Species(entry, SpeciesResult(entry.name), time.monotonic())
-        self.species.append(species)
+        self._all = [_Species(n, e, SpeciesResult(e.name)) for n, e in enumerate(entries)]
+        self._wake = asyncio.Event()
+        self._next_resolve = self._next_open = 0
+        self._resolving = 0
+        #: Open species with pages still to ask (a handful: one per lane at most).
+        self._walking: list[_Species] = []
+        backlog: Backlog[_Job] = Backlog(self.lookahead, on_low=self._wake.set)
         try:
-            await self._walk(species, queue)
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.settings.workers):
+                    group.create_task(self._worker(backlog))
+                async with asyncio.TaskGroup() as walk:
+                    for _ in range(self.lanes):
+                        walk.create_task(self._lane(backlog))
+                backlog.close()
+        finally:
+            for species in self._walking:
+                if species.pages is not None:
+                    with contextlib.suppress(Exception):
+                        await species.pages.aclose()
+
+    # -- the walk -----------------------------------------------------------------------------
+
+    async def _lane(self, backlog: Backlog[_Job]) -> None:
+        """One API request at a time, the most useful one first, until every species is walked."""
+        while True:
+            work = self._pick(backlog)
+            if work is not None:
+                try:
+                    await work
+                finally:
+                    self._wake.set()  # what this request settled may be work for others
+                continue
+            if self._next_open == len(self._all) and not self._walking:
+                return  # a lane still at work takes whatever its request opens
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _pick(self, backlog: Backlog[_Job]) -> Coroutine[Any, Any, None] | None:
+        """What this lane asks next: keep one taxon lookup going from the start; then a
+        page while the backlog is short (of the earliest species that can be walked, or
+        the next species to open); else more lookups; else nothing (wait)."""
+        pending = self._next_resolve < len(self._all)
+        if pending and not self._resolving:
+            return self._resolve(self._take_resolve())
+        if len(backlog) < self.lookahead:
+            for species in self._walking:
+                if not species.fetching:
+                    species.fetching = True
+                    return self._fetch(species, backlog)
+            if self._next_open < len(self._all) and self._all[self._next_open].resolved:
+                species = self._all[self._next_open]
+                self._next_open += 1
+                species.fetching = True
+                return self._open(species, backlog)
+        if pending:
+            return self._resolve(self._take_resolve())
+        return None
+
+    def _take_resolve(self) -> _Species:
+        species = self._all[self._next_resolve]
+        self._next_resolve += 1
+        species.resolving = True
+        self._resolving += 1
+        return species
+
+    async def _resolve(self, species: _Species) -> None:
+        try:
+            species.choice = await choose_taxon(
+                self.source, species.entry, self.store.species(species.name)
+            )
         except (StorageError, LimitsError):
             raise  # the folder or the limits store is unusable: no species can go on
         except InatError as exc:
-            species.result.error = str(exc)
+            species.error = exc  # reported when the species' turn comes
         finally:
-            species.walked = True
-            self._maybe_finish(species)
+            species.resolving = False
+            self._resolving -= 1
 
-    async def _walk(self, species: _Species, queue: asyncio.Queue[_Job | None]) -> None:
-        name, result, query = species.name, species.result, self.settings.query
-        choice = await choose_taxon(self.source, species.entry, self.store.species(name))
-        taxon, matched_term = choice.taxon, choice.matched_term
+    async def _open(self, species: _Species, backlog: Backlog[_Job]) -> None:
+        """The species' turn: its taxon is stored and reported, what an earlier run left
+        to do is queued, and its first page is asked."""
+        species.started = time.monotonic()
+        self.species.append(species)
+        try:
+            self._start(species, backlog)
+        except (StorageError, LimitsError):
+            raise
+        except InatError as exc:
+            species.result.error = str(exc)
+            species.walked = True
+        if species.walked:
+            species.fetching = False
+            self._maybe_finish(species)
+        else:
+            self._walking.append(species)
+            await self._fetch(species, backlog)
+
+    def _start(self, species: _Species, backlog: Backlog[_Job]) -> None:
+        if species.error is not None:
+            raise species.error
+        assert species.choice is not None
+        name, result = species.name, species.result
+        taxon, matched_term = species.choice.taxon, species.choice.matched_term
         self.store.set_taxon(name, taxon, matched_term)
         result.taxon, result.matched_term = taxon, matched_term
         self.emit(TaxonResolved(name, taxon, matched_term))
@@ -321,34 +434,59 @@ class _Run:
         state = self.store.species(name)
         todo = self._resume(species)
         self.emit(SpeciesStarted(name, self.settings.observations, state.observations, len(todo)))
-        for record in todo:
-            await self._enqueue(queue, species, record)
+        self._enqueue(backlog, species, todo)
 
-        remaining = self.settings.observations - state.observations
-        expected: int | None = None
-        id_above = max(species.entry.start_id, state.watermark)
-        if remaining <= 0:
+        species.stored = state.observations
+        species.remaining = self.settings.observations - state.observations
+        species.id_above = max(species.entry.start_id, state.watermark)
+        if species.remaining <= 0:
+            species.walked = True
             return
-        pages = self.source.observation_pages(taxon.id, query, id_above=id_above, species=name)
-        async with contextlib.aclosing(pages):
-            async for page in pages:
-                if expected is None:
-                    # total_results counts what is left above id_above: known on page one.
-                    left = page.total_results if page.total_results is not None else remaining
-                    expected = state.observations + min(remaining, left)
-                taken = page.observations[:remaining]
-                rows = [self._screen(species, observation) for observation in taken]
-                # Stop the watermark at the last observation taken, so a later run
-                # with a larger -o continues right after it.
-                cut = len(taken) < len(page.observations)
-                watermark = taken[-1].id if cut and taken else (page.last_id or id_above)
-                new = self.store.record_page(name, rows, watermark)
-                remaining -= len(taken)
-                self.emit(PageFetched(name, len(taken), len(new), expected, watermark))
-                for record in new:
-                    await self._enqueue(queue, species, record)
-                if remaining <= 0:
-                    break
+        species.pages = self.source.observation_pages(
+            taxon.id, self.settings.query, id_above=species.id_above, species=name
+        )
+
+    async def _fetch(self, species: _Species, backlog: Backlog[_Job]) -> None:
+        """Ask a species' next page; store it with its photos, then queue them."""
+        assert species.pages is not None
+        try:
+            try:
+                page = await anext(species.pages)
+            except StopAsyncIteration:
+                species.walked = True
+            else:
+                self._take(species, page, backlog)
+        except (StorageError, LimitsError):
+            raise
+        except InatError as exc:
+            species.result.error = str(exc)
+            species.walked = True
+        finally:
+            species.fetching = False
+        if species.walked:
+            self._walking.remove(species)
+            pages, species.pages = species.pages, None
+            await pages.aclose()
+            self._maybe_finish(species)
+
+    def _take(self, species: _Species, page: ObservationPage, backlog: Backlog[_Job]) -> None:
+        name, remaining = species.name, species.remaining
+        if species.expected is None:
+            # total_results counts what is left above id_above: known on page one.
+            left = page.total_results if page.total_results is not None else remaining
+            species.expected = species.stored + min(remaining, left)
+        taken = page.observations[:remaining]
+        rows = [self._screen(species, observation) for observation in taken]
+        # Stop the watermark at the last observation taken, so a later run
+        # with a larger -o continues right after it.
+        cut = len(taken) < len(page.observations)
+        watermark = taken[-1].id if cut and taken else (page.last_id or species.id_above)
+        new = self.store.record_page(name, rows, watermark)
+        species.remaining -= len(taken)
+        self.emit(PageFetched(name, len(taken), len(new), species.expected, watermark))
+        self._enqueue(backlog, species, new)
+        if species.remaining <= 0:
+            species.walked = True
 
     def _screen(
         self, species: _Species, observation: Observation
@@ -414,16 +552,17 @@ class _Run:
                 return path
         return None
 
-    async def _enqueue(
-        self, queue: asyncio.Queue[_Job | None], species: _Species, record: PhotoRecord
+    def _enqueue(
+        self, backlog: Backlog[_Job], species: _Species, records: Iterable[PhotoRecord]
     ) -> None:
-        species.outstanding += 1
-        await queue.put(_Job(species, record))
+        jobs = [_Job(species, record) for record in records]
+        species.outstanding += len(jobs)
+        backlog.put(species.rank, jobs)
 
     # -- workers ------------------------------------------------------------------------------
 
-    async def _worker(self, queue: asyncio.Queue[_Job | None]) -> None:
-        while (job := await queue.get()) is not None:
+    async def _worker(self, backlog: Backlog[_Job]) -> None:
+        while (job := await backlog.get()) is not None:
             try:
                 await self._download(job)
             finally:

@@ -149,8 +149,13 @@ async def test_hostile_logins_never_write_outside_the_folder(
 async def test_malformed_answers_fail_one_species_and_the_others_go_on(
     server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
 ) -> None:
+    # Species are walked side by side: spoil the one species' searches, whatever the order.
+    taxon = server.dataset.species(SPECIES)
     server.faults.fail_api(
-        FaultKind.MALFORMED_JSON, times=FAST_RETRY.attempts, path="/v1/observations"
+        FaultKind.MALFORMED_JSON,
+        times=FAST_RETRY.attempts,
+        path="/v1/observations",
+        query=f"taxon_id={taxon.id}&",
     )
     result = await download_all(
         [SPECIES, "Mantis religiosa"],

@@ -58,6 +58,8 @@ class RequestContext:
     path: str
     photo_id: int | None = None
     size: str | None = None
+    #: The raw query string (``taxon_id=1&...``).
+    query: str = ""
 
 
 @dataclass(slots=True)
@@ -68,6 +70,9 @@ class FaultRule:
     target: Target = "any"
     #: Matches request paths starting with this, e.g. "/v1/observations".
     path: str | None = None
+    #: Matches requests whose query string holds this, e.g. "taxon_id=47219&" (one
+    #: species' searches, whatever order concurrent walks ask in).
+    query: str | None = None
     photo_id: int | None = None
     #: Photo size ("medium", ...); None matches every size.
     size: str | None = None
@@ -99,6 +104,8 @@ class FaultRule:
         if self.target == "photo" and ctx.kind != "photo":
             return False
         if self.path is not None and not ctx.path.startswith(self.path):
+            return False
+        if self.query is not None and self.query not in ctx.query:
             return False
         if self.photo_id is not None and ctx.photo_id != self.photo_id:
             return False
@@ -191,18 +198,21 @@ class Faults:
         *,
         times: int | None = 1,
         path: str | None = None,
+        query: str | None = None,
         skip: int = 0,
         status: int | None = None,
         cut_at: float = 0.5,
         retry_after: int = 1,
         delay: float = 30.0,
     ) -> FaultRule:
-        """Spoil the next ``times`` API requests (only those under ``path`` if given)."""
+        """Spoil the next ``times`` API requests (only those under ``path`` whose query
+        string holds ``query``, if given)."""
         return self.add(
             FaultRule(
                 FaultKind(kind),
                 "api",
                 path=path,
+                query=query,
                 times=times,
                 skip=skip,
                 status=status,

@@ -98,9 +98,9 @@ class ServerSettings:
     bucket_listable: bool = True
 
 
-def classify(path: str) -> RequestContext:
+def classify(path: str, query: str = "") -> RequestContext:
     if path.startswith("/v1/") or path == "/v1":
-        return RequestContext("api", path)
+        return RequestContext("api", path, query=query)
     match = _PHOTO_PATH.match(path)
     if match:
         return RequestContext("photo", path, int(match.group(2)), match.group(3))
@@ -238,7 +238,7 @@ class FakeInatServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/_fake/"):
             return await self._control(request)
-        ctx = classify(request.path)
+        ctx = classify(request.path, request.query_string)
         record = self.log.open(
             RequestRecord(
                 seq=0,
