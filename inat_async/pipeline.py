@@ -199,6 +199,7 @@ async def download_all(
     try:
         store = ResumeStore.open(settings.out_dir, settings.query)
         try:
+            store.note_api_url(settings.api_url)  # for exports' manifests and cards
             run = _Run(settings, session, shared_limits, store, on_event)
             return await run.run(entries)
         finally:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,17 @@ class PhotoRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportRow:
+    """A done photo as an export reads it: the photo, its species and observation row."""
+
+    photo: PhotoRecord
+    species: str
+    taxon_id: int
+    taxon_name: str
+    observation: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class SpeciesState:
     name: str
     taxon: Taxon | None
@@ -193,6 +205,28 @@ class ResumeStore:
     def query(self) -> dict[str, str] | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'query'").fetchone()
         return json.loads(row[0]) if row else None
+
+    def dataset_id(self) -> str:
+        """A random id naming this dataset, made on first use: exports record it."""
+        with self._write():
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('dataset_id', ?)",
+                (str(uuid.uuid4()),),
+            )
+        return str(
+            self._db.execute("SELECT value FROM meta WHERE key = 'dataset_id'").fetchone()[0]
+        )
+
+    def note_api_url(self, api_url: str) -> None:
+        """Remember the API base the dataset came from (the last one used)."""
+        with self._write():
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('api_url', ?)", (api_url,)
+            )
+
+    def api_url(self) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'api_url'").fetchone()
+        return str(row[0]) if row else None
 
     # -- species ------------------------------------------------------------------------------
 
@@ -343,6 +377,30 @@ class ResumeStore:
                 """UPDATE photos SET status = 'pending', file_name = NULL, bytes = NULL,
                        sha256 = NULL WHERE species = ? AND observation_id = ? AND position = ?""",
                 _pk(record),
+            )
+
+    def iter_export_rows(self) -> Iterator[ExportRow]:
+        """Every done photo of every resolved species, with its observation's row, by photo
+        id. An observer id left unknown is taken from another photo of the same login."""
+        columns = ", ".join(f"p.{c}" for c in _PHOTO_COLUMNS)
+        cursor = self._db.execute(
+            f"""SELECT {columns}, s.name, s.taxon_id, s.taxon_name, o.row, k.observer_id
+                FROM photos p JOIN species s ON s.key = p.species
+                LEFT JOIN observations o ON o.species = p.species AND o.id = p.observation_id
+                LEFT JOIN (SELECT login, MAX(observer_id) AS observer_id FROM photos
+                           WHERE observer_id IS NOT NULL GROUP BY login) k
+                       ON p.observer_id IS NULL AND k.login = p.login
+                WHERE p.status = 'done' AND s.taxon_id IS NOT NULL AND s.taxon_name IS NOT NULL
+                ORDER BY p.photo_id, s.taxon_id, p.species"""
+        )
+        width = len(_PHOTO_COLUMNS)
+        for row in cursor:
+            record = _photo(row[:width])
+            name, taxon_id, taxon_name, observation, observer_id = row[width:]
+            if record.observer_id is None and observer_id is not None:
+                record = replace(record, observer_id=observer_id)
+            yield ExportRow(
+                record, name, taxon_id, taxon_name, json.loads(observation) if observation else {}
             )
 
     def observation_rows(self, name: str) -> Iterator[dict[str, Any]]:

@@ -2,5 +2,6 @@
 imports typer or rich (live display, tables, the demo)."""
 
 from .app import app, main
+from .datasets import export, verify  # registers the export and verify commands on app
 
-__all__ = ["app", "main"]
+__all__ = ["app", "export", "main", "verify"]

@@ -1,0 +1,106 @@
+"""verify: every recorded file re-hashed; the export and verify commands' exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from support import start_cli
+
+from inat_async import UsageError
+from inat_async.export import ExportOptions, export_dataset
+from inat_async.testing.stores import generate_run_folder
+from inat_async.verify import verify_dataset
+from inat_async.writers.manifest import iter_manifest_files
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    process = start_cli(*args, cwd=cwd, state=cwd / "limits")
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.fixture
+def exported(tmp_path: Path) -> Path:
+    generate_run_folder(tmp_path / "results", photos=60, seed=3)
+    # Copies: flipping a byte in the export must not touch the run folder's file.
+    export_dataset(tmp_path / "ds", out_dir=tmp_path / "results", options=ExportOptions.create(
+        link="copy", formats="imagefolder,webdataset"))  # fmt: skip
+    return tmp_path / "ds"
+
+
+def _flip_one_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_fresh_export_and_run_folder_verify(exported: Path) -> None:
+    result = verify_dataset(exported)
+    assert result.ok and result.kind == "export"
+    assert result.checked == len(list(iter_manifest_files(exported / "manifest.json")))
+    run = verify_dataset(exported.parent / "results")
+    assert run.ok and run.kind == "run" and run.checked == 60
+
+
+def test_one_flipped_byte_and_one_deleted_file_are_found(exported: Path) -> None:
+    photos = sorted(exported.glob("train/*/*.jpg"))
+    _flip_one_byte(photos[0])
+    photos[1].unlink()
+    _flip_one_byte(next(exported.glob("webdataset/*.tar")))
+    seen: list[str] = []
+    result = verify_dataset(exported, on_problem=lambda p: seen.append(p.path))
+    assert not result.ok
+    assert (result.missing, result.changed) == (1, 2)
+    relative = {p.relative_to(exported).as_posix() for p in photos[:2]}
+    assert relative <= set(seen)
+    # The run folder's own photos were not touched (the export copied them)...
+    assert verify_dataset(exported.parent / "results").ok
+    # ...and a change there is found against the resume store's sha256s.
+    _flip_one_byte(next((exported.parent / "results").glob("*_images/*.jpg")))
+    assert verify_dataset(exported.parent / "results").changed == 1
+
+
+def test_a_manifest_rewritten_in_another_layout_still_verifies(exported: Path) -> None:
+    manifest = exported / "manifest.json"
+    document = json.loads(manifest.read_text(encoding="utf-8"))
+    manifest.write_text(json.dumps(document, sort_keys=True), encoding="utf-8")  # one line
+    assert verify_dataset(exported).checked == len(document["files"])
+    document["files"].append({"path": "../outside.txt", "size": 1, "sha256": "0" * 64})
+    manifest.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(UsageError, match="outside the export"):
+        verify_dataset(exported)
+
+
+def test_neither_export_nor_run_folder_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="neither an export"):
+        verify_dataset(tmp_path)
+
+
+@pytest.mark.slow
+def test_cli_exit_codes(tmp_path: Path) -> None:
+    generate_run_folder(tmp_path / "results", photos=40, seed=5)
+    done = cli("export", "ds", "--link", "copy", "--seed", "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Apis_mellifera" in done.stdout and "ATTRIBUTION.csv" in done.stdout
+    assert cli("verify", "ds", cwd=tmp_path).returncode == 0
+    assert cli("verify", "results", cwd=tmp_path).returncode == 0
+    victim = next((tmp_path / "ds").glob("train/*/*.jpg"))
+    _flip_one_byte(victim)
+    failed = cli("verify", "ds", cwd=tmp_path)
+    assert failed.returncode == 1
+    assert victim.relative_to(tmp_path / "ds").as_posix() in failed.stderr
+    assert "Traceback" not in failed.stderr
+    for args in (
+        ("export", "results/inside"),  # DEST inside --out
+        ("export", "ds", "--seed", "4"),  # other settings than the earlier export
+        ("export", "other", "--split", "train=0.9"),  # ratios must add up to 1
+        ("export", "other", "--format", "zip"),
+        ("verify", "nowhere"),
+    ):
+        refused = cli(*args, cwd=tmp_path)
+        assert refused.returncode == 2, (args, refused.stderr)
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), refused.stderr
