@@ -164,6 +164,8 @@ class InatClient:
     @staticmethod
     def search_params(taxon_id: int, query: Query, id_above: int) -> dict[str, str | int]:
         params: dict[str, str | int] = {
+            # The filters first: the walk's own parameters below always win.
+            **query.filters.params(),
             "taxon_id": taxon_id,
             "photos": "true",
             "order_by": "id",

@@ -51,6 +51,11 @@ METADATA_COLUMNS = (
     "photos_kept",
     # Added later, at the end so that older readers keep their column positions.
     "observer_id",
+    # Added with the selection filters: what --place, --captive/--wild and --annotation
+    # choose on, so a dataset can be checked and split on them.
+    "place_ids",
+    "captive",
+    "annotations",
 )
 
 PHOTO_COLUMNS = (
@@ -131,6 +136,10 @@ def metadata_row(species: str, observation: Observation, photos_kept: int) -> di
         "observation_url": observation.url,
         "photos_kept": photos_kept,
         "observer_id": observation.user_id,
+        # Space-separated ids; "; " between annotations, whose labels hold spaces.
+        "place_ids": " ".join(str(p) for p in observation.place_ids),
+        "captive": observation.captive,
+        "annotations": "; ".join(str(a) for a in observation.annotations),
     }
 
 

@@ -146,6 +146,33 @@ def photo_url_for_size(url: str, size: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Annotation:
+    """An annotation: a controlled term and its value, with their labels when the API sent them."""
+
+    term_id: int
+    value_id: int
+    term: str | None = None
+    value: str | None = None
+
+    def __str__(self) -> str:
+        """``Life Stage=Adult``; ids stand in for labels the answer did not carry."""
+        return f"{self.term or self.term_id}={self.value or self.value_id}"
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Annotation | None:
+        term_id = _int(data.get("controlled_attribute_id"))
+        value_id = _int(data.get("controlled_value_id"))
+        if term_id is None or value_id is None:
+            return None
+        return cls(
+            term_id,
+            value_id,
+            _str(_map(data.get("controlled_attribute")).get("label")),
+            _str(_map(data.get("controlled_value")).get("label")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     id: int
     uuid: str | None
@@ -167,6 +194,9 @@ class Observation:
     photos: tuple[Photo, ...]
     #: How many photo items the API listed, placeholders included.
     photo_items: int
+    place_ids: tuple[int, ...] = ()
+    captive: bool | None = None
+    annotations: tuple[Annotation, ...] = ()
 
     @property
     def url(self) -> str:
@@ -188,6 +218,9 @@ class Observation:
         )
         license_code = _str(data.get("license_code"))
         obscured = data.get("obscured")
+        captive = data.get("captive")
+        places = data.get("place_ids")
+        raw_annotations = data.get("annotations")
         return cls(
             id=obs_id,
             uuid=_str(data.get("uuid")),
@@ -208,6 +241,15 @@ class Observation:
             user_name=_str(user.get("name")),
             photos=photos,
             photo_items=len(items),
+            place_ids=tuple(
+                p for item in (places if isinstance(places, list) else []) if (p := _int(item))
+            ),
+            captive=captive if isinstance(captive, bool) else None,
+            annotations=tuple(
+                a
+                for item in (raw_annotations if isinstance(raw_annotations, list) else [])
+                if isinstance(item, Mapping) and (a := Annotation.from_api(item)) is not None
+            ),
         )
 
 

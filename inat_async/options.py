@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
 from .errors import UsageError
+from .selection import Filters
 
 QUALITY_GRADES: tuple[str, ...] = ("research", "needs_id", "casual")
 LICENSES: tuple[str, ...] = (
@@ -143,6 +144,8 @@ class Query:
     quality: tuple[str, ...] | None = ("research",)
     licenses: tuple[str, ...] | None = None
     size: Size = "medium"
+    #: Place, date, annotation and other search filters (see :mod:`inat_async.selection`).
+    filters: Filters = field(default_factory=Filters)
 
     @classmethod
     def parse(
@@ -151,8 +154,11 @@ class Query:
         quality: str | Sequence[str] = "research",
         license: str | Sequence[str] = ANY,
         size: str = "medium",
+        filters: Filters | None = None,
     ) -> Query:
-        return cls(parse_quality(quality), parse_license(license), parse_size(size))
+        return cls(
+            parse_quality(quality), parse_license(license), parse_size(size), filters or Filters()
+        )
 
     @property
     def quality_param(self) -> str | None:
@@ -167,8 +173,10 @@ class Query:
         return self.licenses is None or license_code in self.licenses
 
     def describe(self) -> dict[str, str]:
+        """The dataset's identity: only filters that are set appear (by API parameter)."""
         return {
             "quality": self.quality_param or ANY,
             "license": self.license_param or ANY,
             "size": self.size,
+            **self.filters.describe(),
         }

@@ -190,10 +190,11 @@ class ResumeStore:
                 )
                 return
         stored: dict[str, str] = json.loads(row[0])
+        # Both ways: a filter set before and dropped now changes the dataset too.
         differences = [
-            f"{key} {stored.get(key)!r} before, {value!r} now"
-            for key, value in wanted.items()
-            if stored.get(key) != value
+            f"{key} {_shown(stored.get(key))} before, {_shown(wanted.get(key))} now"
+            for key in sorted(set(stored) | set(wanted), key=_identity_order)
+            if stored.get(key) != wanted.get(key)
         ]
         if differences:
             raise OutputConflictError(
@@ -490,6 +491,16 @@ def _fill_observer_ids(
             "UPDATE photos SET observer_id = ? WHERE observer_id IS NULL AND login = ?",
             (user_id, login),
         )
+
+
+def _shown(value: str | None) -> str:
+    return "not set" if value is None else repr(value)
+
+
+def _identity_order(key: str) -> tuple[int, str]:
+    # The original three settings first, then the filters by name.
+    first = ("quality", "license", "size")
+    return (first.index(key), "") if key in first else (len(first), key)
 
 
 def _pk(record: PhotoRecord) -> tuple[str, int, int]:

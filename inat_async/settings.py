@@ -20,6 +20,7 @@ from .errors import UsageError
 from .limits import Limits, LimitSettings, default_limits
 from .options import ANY, Query, Size
 from .retry import RetryPolicy
+from .selection import Filters
 
 #: The public iNaturalist API; limits above its published pace are refused against it.
 OFFICIAL_API_URL = "https://api.inaturalist.org/v1"
@@ -65,6 +66,7 @@ class Settings:
         api_url: str | None = None,
         user_agent: str | None = None,
         retry: RetryPolicy | None = None,
+        filters: Filters | None = None,
     ) -> Settings:
         _check_count("observations", observations)
         _check_count("workers", workers)
@@ -72,7 +74,7 @@ class Settings:
         if not api_url.startswith(("http://", "https://")):
             raise UsageError(f"the API URL must start with http:// or https://, got {api_url!r}")
         return cls(
-            query=Query.parse(quality=quality, license=license, size=size),
+            query=Query.parse(quality=quality, license=license, size=size, filters=filters),
             observations=observations,
             out_dir=Path(out_dir),
             workers=workers,

@@ -261,10 +261,12 @@ async def test_controlled_terms_match_the_recording(
     annotated = next(o for o in dataset.observations if o.annotations)
     body = await get(http, f"{server.api_url}/observations/{annotated.id}")
     item = body["results"][0]["annotations"][0]
-    real_item = recorded("pyinaturalist__v1_get_observation_with_ofvs.json")["results"][0][
+    real_item = recorded("pyinaturalist__v1_get_observations_by_id.json")["results"][0][
         "annotations"
     ][0]
     assert set(item) == set(real_item)
+    assert set(item["controlled_value"]) == set(real_item["controlled_value"])
+    assert item["controlled_attribute"]["label"] in {t["label"] for t in real["results"]}
     assert (item["controlled_attribute_id"], item["controlled_value_id"]) == annotated.annotations[
         0
     ]

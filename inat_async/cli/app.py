@@ -1,8 +1,8 @@
 """The command line: a thin typer layer that parses, calls the library, and renders.
 
-Commands: ``run`` (download, or ``--dry-run`` to estimate), ``status`` (where a
-dataset stands, offline) and ``demo`` (a real run against the built-in fake
-iNaturalist, offline).
+Commands: ``run`` (download, or ``--dry-run`` to estimate), ``species`` (a species
+list from a higher taxon or a place), ``status`` (where a dataset stands, offline) and
+``demo`` (a real run against the built-in fake iNaturalist, offline).
 
 Exit codes: 0 done (photos the server no longer has are reported, not fatal);
 1 some species or photos failed; 2 bad usage or input (nothing was downloaded);
@@ -12,6 +12,7 @@ Exit codes: 0 done (photos the server no longer has are reported, not fatal);
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -25,11 +26,20 @@ import typer
 from rich.console import Console
 
 from .._version import __version__
+from ..checklist import (
+    RANK_LEVELS,
+    api_client,
+    list_species,
+    resolve_selection,
+    species_csv_text,
+    write_species_csv,
+)
 from ..errors import InatError, StorageError, UsageError
 from ..limits import OFFICIAL_MAX_PER_MINUTE, STATE_DIR_ENV, Limits, LimitSettings
-from ..options import format_byte_size, parse_byte_size
+from ..options import Query, format_byte_size, parse_byte_size
 from ..pipeline import download_all
 from ..plan import RunPlan, SpeciesPlan, plan_run
+from ..selection import FilterRequest, UrlSelection, parse_search_url
 from ..settings import (
     API_URL_ENV,
     DEFAULT_LICENSE,
@@ -43,7 +53,7 @@ from ..settings import (
     Settings,
     resolve_limits,
 )
-from ..species import SpeciesEntry, read_species_csv
+from ..species import SpeciesEntry, normalise_name, read_species_csv
 from ..status import dataset_status
 from .progress import LiveReporter, PlainReporter, make_reporter, watch_limits
 from .views import count, render_plan, render_status, render_summary
@@ -289,6 +299,200 @@ Silent = Annotated[bool, typer.Option("--silent", help="Print errors only.")]
 Verbose = Annotated[
     bool, typer.Option("-v", "--verbose", help="Also one line per photo (with --plain).")
 ]
+Quality = Annotated[
+    str,
+    typer.Option(
+        "-q",
+        "--quality",
+        help="Quality grade: research, needs_id, casual, a comma list, or any.",
+    ),
+]
+License = Annotated[
+    str,
+    typer.Option(
+        "-l",
+        "--license",
+        help="Comma list of cc-by, cc-by-nc, cc-by-nd, cc-by-sa, cc-by-nc-nd, cc-by-nc-sa, "
+        "cc0; or any. Each photo is kept on its own license.",
+    ),
+]
+ApiUrl = Annotated[
+    str,
+    typer.Option("--api-url", envvar=API_URL_ENV, help="API base, for mirrors and test servers."),
+]
+UserAgent = Annotated[str, typer.Option("--user-agent", help="Sent with every request.")]
+
+# -- filters (run, its dry run, and species) ---------------------------------------------------
+_FILTERS = "Filters"
+PlaceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--place",
+        metavar="NAME_OR_ID",
+        help="Observed in this place: a name (an exact name wins; an ambiguous one lists "
+        "the candidates) or an id. Repeat for several places.",
+        rich_help_panel=_FILTERS,
+    ),
+]
+D1Option = Annotated[
+    str | None,
+    typer.Option(
+        "--d1",
+        metavar="DATE",
+        help="Observed on or after this day, YYYY-MM-DD.",
+        rich_help_panel=_FILTERS,
+    ),
+]
+D2Option = Annotated[
+    str | None,
+    typer.Option(
+        "--d2",
+        metavar="DATE",
+        help="Observed on or before this day, YYYY-MM-DD.",
+        rich_help_panel=_FILTERS,
+    ),
+]
+MonthOption = Annotated[
+    str | None,
+    typer.Option(
+        "--month",
+        metavar="MONTHS",
+        help="Observed in these months, e.g. 4,5,6 or 4-6.",
+        rich_help_panel=_FILTERS,
+    ),
+]
+YearOption = Annotated[
+    str | None,
+    typer.Option(
+        "--year",
+        metavar="YEARS",
+        help="Observed in these years, e.g. 2020,2021 or 2015-2020.",
+        rich_help_panel=_FILTERS,
+    ),
+]
+CaptiveOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--captive/--wild",
+        help="Only captive or cultivated observations, or only wild ones.",
+        show_default=False,
+        rich_help_panel=_FILTERS,
+    ),
+]
+AnnotationOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--annotation",
+        metavar="TERM=VALUE",
+        help="With this annotation, e.g. 'Life Stage=Adult' (names as on iNaturalist, any "
+        "case; 'Sex' alone: any value). Repeat for other values of the same term.",
+        rich_help_panel=_FILTERS,
+    ),
+]
+WithoutAnnotationOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--without-annotation",
+        metavar="TERM=VALUE",
+        help="Without this annotation, e.g. 'Life Stage=Juvenile'.",
+        rich_help_panel=_FILTERS,
+    ),
+]
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        metavar="LOGIN",
+        help="Observed by this user: a login or id (a comma list for several).",
+        rich_help_panel=_FILTERS,
+    ),
+]
+BboxOption = Annotated[
+    str | None,
+    typer.Option(
+        "--bbox",
+        metavar="SWLAT,SWLNG,NELAT,NELNG",
+        help="Inside this box: SWLAT,SWLNG,NELAT,NELNG in degrees.",
+        rich_help_panel=_FILTERS,
+    ),
+]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        metavar="KEY=VALUE",
+        help="Any other observation search parameter, KEY=VALUE, passed as given "
+        "(e.g. 'project_id=1234'). Repeatable.",
+        rich_help_panel=_FILTERS,
+    ),
+]
+FromUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--from-url",
+        metavar="URL",
+        help="An iNaturalist observations search URL (website or API): its query becomes "
+        "the filters, and its taxon_id or taxon_name the species list.",
+        rich_help_panel=_FILTERS,
+    ),
+]
+
+
+def _filter_request(
+    *,
+    place: list[str] | None,
+    d1: str | None,
+    d2: str | None,
+    month: str | None,
+    year: str | None,
+    captive: bool | None,
+    annotation: list[str] | None,
+    without_annotation: list[str] | None,
+    user: str | None,
+    bbox: str | None,
+    param: list[str] | None,
+) -> FilterRequest:
+    return FilterRequest.parse(
+        place=place or (),
+        d1=d1,
+        d2=d2,
+        month=month,
+        year=year,
+        captive=captive,
+        annotation=annotation or (),
+        without_annotation=without_annotation or (),
+        user=user,
+        bbox=bbox,
+        param=param or (),
+    )
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user typed option ``name`` (rather than leaving its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _from_url(
+    ctx: typer.Context, url: str, request: FilterRequest, quality: str, license: str
+) -> tuple[FilterRequest, UrlSelection, str, str]:
+    """Fold a search URL into the options; an option the URL also sets must agree."""
+    selection = parse_search_url(url)
+    request = selection.filters.combine(request, source="--from-url")
+    if selection.quality is not None:
+        if _given(ctx, "quality") and quality != selection.quality:
+            raise UsageError(
+                f"--from-url asks for quality {selection.quality!r} and -q for {quality!r}"
+            )
+        quality = selection.quality
+    if selection.license is not None:
+        if _given(ctx, "license") and license != selection.license:
+            raise UsageError(
+                f"--from-url asks for license {selection.license!r} and -l for {license!r}"
+            )
+        license = selection.license
+    return request, selection, quality, license
+
 
 RUN_EPILOG = """\
 [bold]Examples[/]
@@ -308,6 +512,7 @@ kept, the rest is fetched, nothing is written twice.
 
 @app.command(epilog=RUN_EPILOG)
 def run(
+    ctx: typer.Context,
     species_csv: Annotated[
         Path,
         typer.Argument(
@@ -319,23 +524,8 @@ def run(
         int,
         typer.Option("-o", "--observations", help="Observations per species: the first N, by id."),
     ] = DEFAULT_OBSERVATIONS,
-    quality: Annotated[
-        str,
-        typer.Option(
-            "-q",
-            "--quality",
-            help="Quality grade: research, needs_id, casual, a comma list, or any.",
-        ),
-    ] = DEFAULT_QUALITY,
-    license: Annotated[
-        str,
-        typer.Option(
-            "-l",
-            "--license",
-            help="Comma list of cc-by, cc-by-nc, cc-by-nd, cc-by-sa, cc-by-nc-nd, cc-by-nc-sa, "
-            "cc0; or any. Each photo is kept on its own license.",
-        ),
-    ] = DEFAULT_LICENSE,
+    quality: Quality = DEFAULT_QUALITY,
+    license: License = DEFAULT_LICENSE,
     size: Annotated[
         str,
         typer.Option(
@@ -354,15 +544,8 @@ def run(
             "bytes) and how long the limits make it take; download nothing, create nothing.",
         ),
     ] = False,
-    api_url: Annotated[
-        str,
-        typer.Option(
-            "--api-url", envvar=API_URL_ENV, help="API base, for mirrors and test servers."
-        ),
-    ] = OFFICIAL_API_URL,
-    user_agent: Annotated[
-        str, typer.Option("--user-agent", help="Sent with every request.")
-    ] = DEFAULT_USER_AGENT,
+    api_url: ApiUrl = OFFICIAL_API_URL,
+    user_agent: UserAgent = DEFAULT_USER_AGENT,
     state_dir: StateDir = None,
     requests_per_minute: RequestsPerMinute = LimitSettings.requests_per_minute,
     requests_per_day: RequestsPerDay = LimitSettings.requests_per_day,
@@ -371,6 +554,18 @@ def run(
     plain: Plain = False,
     silent: Silent = False,
     verbose: Verbose = False,
+    place: PlaceOption = None,
+    d1: D1Option = None,
+    d2: D2Option = None,
+    month: MonthOption = None,
+    year: YearOption = None,
+    captive: CaptiveOption = None,
+    annotation: AnnotationOption = None,
+    without_annotation: WithoutAnnotationOption = None,
+    user: UserOption = None,
+    bbox: BboxOption = None,
+    param: ParamOption = None,
+    from_url: FromUrlOption = None,
 ) -> None:
     """Download photos and metadata for every species in SPECIES_CSV.
 
@@ -379,7 +574,31 @@ def run(
     hourly and daily byte budgets; a summary table follows.
     """
     try:
-        entries = read_species_csv(species_csv)
+        request = _filter_request(
+            place=place,
+            d1=d1,
+            d2=d2,
+            month=month,
+            year=year,
+            captive=captive,
+            annotation=annotation,
+            without_annotation=without_annotation,
+            user=user,
+            bbox=bbox,
+            param=param,
+        )
+        url_taxa: tuple[int, ...] = ()
+        entries: list[SpeciesEntry] = []
+        if from_url is not None:
+            request, chosen, quality, license = _from_url(ctx, from_url, request, quality, license)
+            url_taxa = chosen.taxon_ids
+            entries = [SpeciesEntry(normalise_name(name)) for name in chosen.taxon_names]
+            if (url_taxa or entries) and _given(ctx, "species_csv"):
+                raise UsageError(
+                    "--from-url names the taxa to download: give no species list with it"
+                )
+        if not (url_taxa or entries):
+            entries = read_species_csv(species_csv)
         limit_config = limit_settings(
             state_dir=state_dir,
             requests_per_minute=requests_per_minute,
@@ -401,13 +620,31 @@ def run(
     except UsageError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
 
+    async def prepare() -> tuple[list[SpeciesEntry], Settings]:
+        """Look up places, annotations and URL taxa: before anything is created."""
+        async with api_client(
+            api_url=settings.api_url,
+            user_agent=settings.user_agent,
+            limits=limit_config,
+            retry=settings.retry,
+        ) as client:
+            filters, named = await resolve_selection(client, request, taxon_ids=url_taxa)
+        query = dataclasses.replace(settings.query, filters=filters)
+        return [*named, *entries], dataclasses.replace(settings, query=query)
+
     if dry_run:
-        _run_cli(lambda: _dry_run(entries, settings, limit_config, plain=plain, silent=silent))
+
+        async def dry() -> int:
+            chosen, ready = await prepare()
+            return await _dry_run(chosen, ready, limit_config, plain=plain, silent=silent)
+
+        _run_cli(dry)
 
     async def main() -> int:
-        limits = resolve_limits(limit_config, settings.api_url)
+        chosen, ready = await prepare()
+        limits = resolve_limits(limit_config, ready.api_url)
         reporter = make_reporter(plain=plain, silent=silent, verbose=verbose)
-        return await _download(entries, settings, limits, reporter, silent=silent)
+        return await _download(chosen, ready, limits, reporter, silent=silent)
 
     _run_cli(main)
 
@@ -460,6 +697,144 @@ async def _dry_run(
     else:
         render_plan(console, plan)
     return EXIT_OK if plan.ok else EXIT_FAILED
+
+
+# -- species ----------------------------------------------------------------------------------
+
+SPECIES_EPILOG = """\
+[bold]Examples[/]
+
+  inat-async species Apidae --place California --min-observations 50 --output bees.csv
+  inat-async run bees.csv --annotation "Life Stage=Adult" --wild -o 300
+  inat-async species --place 6744 --rank genus --limit 20   [dim]# top genera seen there[/]
+
+The list counts observations with photos, of the quality (-q) and licenses (-l) asked for, \
+that match the filters: give run the same ones.
+"""
+
+
+@app.command(epilog=SPECIES_EPILOG)
+def species(
+    taxon: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[TAXON]",
+            help="A higher taxon (a name or an id) whose species to list; optional with "
+            "--place or --bbox (every species seen there).",
+            show_default=False,
+        ),
+    ] = None,
+    rank: Annotated[
+        str,
+        typer.Option(
+            "--rank",
+            metavar="RANK",
+            help="The rank to list; finer taxa (subspecies, varieties) are counted in it.",
+        ),
+    ] = "species",
+    min_observations: Annotated[
+        int,
+        typer.Option("--min-observations", help="Leave out taxa with fewer observations."),
+    ] = 1,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", help="At most this many taxa, the largest first.", min=1),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            metavar="FILE",
+            help="Write the list here (name,taxon_id,observations) \\[default: print it].",
+            show_default=False,
+        ),
+    ] = None,
+    quality: Quality = DEFAULT_QUALITY,
+    license: License = DEFAULT_LICENSE,
+    place: PlaceOption = None,
+    d1: D1Option = None,
+    d2: D2Option = None,
+    month: MonthOption = None,
+    year: YearOption = None,
+    captive: CaptiveOption = None,
+    annotation: AnnotationOption = None,
+    without_annotation: WithoutAnnotationOption = None,
+    user: UserOption = None,
+    bbox: BboxOption = None,
+    param: ParamOption = None,
+    api_url: ApiUrl = OFFICIAL_API_URL,
+    user_agent: UserAgent = DEFAULT_USER_AGENT,
+    state_dir: StateDir = None,
+    requests_per_minute: RequestsPerMinute = LimitSettings.requests_per_minute,
+    requests_per_day: RequestsPerDay = LimitSettings.requests_per_day,
+) -> None:
+    """List the species (or another rank) of TAXON that have matching observations.
+
+    Counts come from iNaturalist's species counts under the shared request pace; the
+    list, largest first, is a species.csv that run reads as it is.
+    """
+    try:
+        request = _filter_request(
+            place=place,
+            d1=d1,
+            d2=d2,
+            month=month,
+            year=year,
+            captive=captive,
+            annotation=annotation,
+            without_annotation=without_annotation,
+            user=user,
+            bbox=bbox,
+            param=param,
+        )
+        if taxon is None and not (request.places or request.bbox):
+            raise UsageError("name a taxon, or give --place or --bbox to list what lives there")
+        if rank not in RANK_LEVELS:
+            raise UsageError(f"unknown rank {rank!r}; use one of {', '.join(RANK_LEVELS)}")
+        if min_observations < 1:
+            raise UsageError(f"--min-observations must be at least 1, got {min_observations}")
+        base = Query.parse(quality=quality, license=license)
+        limit_config = limit_settings(
+            state_dir=state_dir,
+            requests_per_minute=requests_per_minute,
+            requests_per_day=requests_per_day,
+            hourly_limit=DEFAULT_HOURLY_LIMIT,
+            daily_limit=DEFAULT_DAILY_LIMIT,
+        )
+        limit_config.validate(api_url)
+        if output is not None and output.is_dir():
+            raise UsageError(f"--output {output} is a folder; name a file")
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+
+    async def main() -> int:
+        async with api_client(
+            api_url=api_url, user_agent=user_agent, limits=limit_config
+        ) as client:
+            filters, _ = await resolve_selection(client, request)
+            rows = await list_species(
+                client,
+                taxon=taxon,
+                query=dataclasses.replace(base, filters=filters),
+                rank=rank,
+                min_observations=min_observations,
+                limit=limit,
+            )
+        total = sum(row.observations for row in rows)
+        if output is None:
+            sys.stdout.write(species_csv_text(rows))
+            sys.stdout.flush()
+        else:
+            write_species_csv(rows, output)
+            err_console.print(
+                f"{count(len(rows))} {rank} taxa, {count(total)} observations: {output}",
+                markup=False,
+            )
+        if not rows:
+            err_console.print("no taxon matched: the list is empty", markup=False)
+        return EXIT_OK
+
+    _run_cli(main)
 
 
 # -- status -----------------------------------------------------------------------------------

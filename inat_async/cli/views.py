@@ -373,6 +373,14 @@ def render_status(console: Console, status: DatasetStatus) -> None:
     )
     console.print(Text.assemble(("Dataset in ", "bold"), str(status.out_dir)), soft_wrap=True)
     console.print(f"settings: {settings}", highlight=False, markup=False)
+    # Everything else in the identity is a search filter or a sampling choice.
+    filters = " · ".join(
+        f"{key} {value}"
+        for key, value in query.items()
+        if key not in ("quality", "license", "size")
+    )
+    if filters:
+        console.print(f"filters: {filters}", highlight=False, markup=False)
     if status.species:
         rows = status.species
         several = len(rows) > 1
@@ -515,6 +523,9 @@ def render_plan(console: Console, plan: RunPlan) -> None:
             f"quality {query['quality']} · license {query['license']} · size {query['size']}",
         )
     )
+    filters = plan.query.filters.summary()
+    if filters:
+        console.print(f"Filters: {' · '.join(filters)}", highlight=False, markup=False)
     console.print(plan_table(plan, console.width))
     for species in plan.species:
         found = _how_found(species)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .catalog import CONTROLLED_TERMS, FAKE_PLACES, FakePlace
+from .catalog import CONTROLLED_TERMS, FAKE_PLACES, FakePlace, FakeTerm
 from .data import FakeDataset, FakeObservation, FakePhoto, FakeTaxon, FakeUser
 
 _WWW = "https://www.inaturalist.org"
@@ -213,46 +213,55 @@ def observation_json(obs: FakeObservation, dataset: FakeDataset, base_url: str) 
     }
 
 
-def annotation_json(obs: FakeObservation, term: int, value: int) -> dict[str, Any]:
-    """One annotation, as the recorded observation answers carry them (the observer's own)."""
+def annotation_json(obs: FakeObservation, term_id: int, value_id: int) -> dict[str, Any]:
+    """One annotation, as recent recorded answers carry it: ids, and the term and value."""
+    term = next(t for t in CONTROLLED_TERMS if t.id == term_id)
+    value = next(v for v in _values_json(term) if v["id"] == value_id)
     return {
-        "uuid": f"{obs.uuid[:24]}{term:04d}{value:08d}",
-        "controlled_attribute_id": term,
-        "controlled_value_id": value,
-        "concatenated_attr_val": f"{term}|{value}",
+        "uuid": f"{obs.uuid[:24]}{term_id:04d}{value_id:08d}",
+        "controlled_attribute_id": term_id,
+        "controlled_value_id": value_id,
+        "concatenated_attr_val": f"{term_id}|{value_id}",
         "vote_score": 0,
         "user_id": obs.user.id,
         "votes": [],
         "user": user_json(obs.user),
+        "controlled_attribute": _term_json(term),
+        "controlled_value": {**value, "is_value": True, "taxon_ids": [1]},
+    }
+
+
+def _values_json(term: FakeTerm) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": value_id,
+            "ontology_uri": "",
+            "uri": "",
+            "blocking": False,
+            "uuid": f"{term.uuid[:8]}-value-{value_id}",
+            "label": label,
+        }
+        for value_id, label, _ in term.values
+    ]
+
+
+def _term_json(term: FakeTerm) -> dict[str, Any]:
+    return {
+        "id": term.id,
+        "ontology_uri": "",
+        "uri": "",
+        "is_value": False,
+        "multivalued": term.multivalued,
+        "uuid": term.uuid,
+        "values": _values_json(term),
+        "taxon_ids": [1] if term.id in (1, 9, 17) else [48460],
+        "label": term.label,
     }
 
 
 def controlled_terms_json() -> dict[str, Any]:
     """``GET /v1/controlled_terms``, shaped as the recorded answer."""
-    results = [
-        {
-            "id": term.id,
-            "ontology_uri": "",
-            "uri": "",
-            "is_value": False,
-            "multivalued": term.multivalued,
-            "uuid": term.uuid,
-            "values": [
-                {
-                    "id": value_id,
-                    "ontology_uri": "",
-                    "uri": "",
-                    "blocking": False,
-                    "uuid": f"{term.uuid[:8]}-value-{value_id}",
-                    "label": label,
-                }
-                for value_id, label, _ in term.values
-            ],
-            "taxon_ids": [1] if term.id in (1, 9, 17) else [48460],
-            "label": term.label,
-        }
-        for term in CONTROLLED_TERMS
-    ]
+    results = [_term_json(term) for term in CONTROLLED_TERMS]
     return {"total_results": len(results), "page": 1, "per_page": 30, "results": results}
 
 
