@@ -10,6 +10,7 @@ From the shell: ``inat-async run species.csv --workers 8``.
 
 from ._version import __version__
 from .api import InatClient, TaxonMatch
+from .checklist import SpeciesCount, list_species, resolve_selection, write_species_csv
 from .errors import (
     ApiError,
     InatError,
@@ -42,6 +43,7 @@ from .pipeline import download_all, download_species
 from .plan import RunPlan, SpeciesPlan, plan_run
 from .results import PhotoFailure, RunResult, SpeciesResult
 from .retry import RetryPolicy
+from .selection import FilterRequest, Filters, parse_search_url
 from .settings import DEFAULT_USER_AGENT, OFFICIAL_API_URL, Settings
 from .species import SpeciesEntry, read_species_csv
 from .status import DatasetStatus, SpeciesStatus, dataset_status
@@ -53,6 +55,8 @@ __all__ = [
     "DatasetStatus",
     "Event",
     "EventCallback",
+    "FilterRequest",
+    "Filters",
     "InatClient",
     "InatError",
     "LimitSettings",
@@ -75,6 +79,7 @@ __all__ = [
     "RunResult",
     "RunStarted",
     "Settings",
+    "SpeciesCount",
     "SpeciesEntry",
     "SpeciesFileError",
     "SpeciesFinished",
@@ -93,6 +98,10 @@ __all__ = [
     "default_limits",
     "download_all",
     "download_species",
+    "list_species",
+    "parse_search_url",
     "plan_run",
     "read_species_csv",
+    "resolve_selection",
+    "write_species_csv",
 ]

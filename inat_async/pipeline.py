@@ -67,6 +67,7 @@ from .models import Observation, ObservationPage, Photo, photo_url_for_size, url
 from .results import PhotoFailure, RunResult, SpeciesResult
 from .resume import DONE, FAILED, PENDING, PhotoRecord, ResumeStore
 from .retry import RetryPolicy
+from .selection import Filters
 from .settings import (
     DEFAULT_LICENSE,
     DEFAULT_OBSERVATIONS,
@@ -99,6 +100,7 @@ async def download_species(
     api_url: str | None = None,
     user_agent: str | None = None,
     retry: RetryPolicy | None = None,
+    filters: Filters | None = None,
     session: aiohttp.ClientSession | None = None,
     limits: Limits | LimitSettings | None = None,
     on_event: EventCallback = ignore,
@@ -116,6 +118,9 @@ async def download_species(
     - ``out_dir``: the dataset folder (rerun to resume); ``workers``: photos at once;
     - ``api_url`` (default ``$INAT_API_URL``, else iNaturalist's), ``user_agent``,
       ``retry``: where and how requests are sent.
+    - ``filters``: place, dates, annotations and other search filters, resolved
+      (:class:`~inat_async.selection.Filters`; see :class:`~inat_async.selection.FilterRequest`
+      to look names up); part of the dataset's identity.
 
     ``session`` is a caller's aiohttp session (left open); ``limits`` the budgets, by
     default the process-wide ones, so concurrent calls share them; ``on_event``
@@ -139,6 +144,7 @@ async def download_species(
             api_url=api_url,
             user_agent=user_agent,
             retry=retry,
+            filters=filters,
         )
     entry = SpeciesEntry(name=normalise_name(name), start_id=start_id, taxon_id=taxon_id)
     run = await download_all(
@@ -161,6 +167,7 @@ async def download_all(
     api_url: str | None = None,
     user_agent: str | None = None,
     retry: RetryPolicy | None = None,
+    filters: Filters | None = None,
     session: aiohttp.ClientSession | None = None,
     limits: Limits | LimitSettings | None = None,
     on_event: EventCallback = ignore,
@@ -186,6 +193,7 @@ async def download_all(
             api_url=api_url,
             user_agent=user_agent,
             retry=retry,
+            filters=filters,
         )
     entries = species_from_names(species)
     shared_limits = resolve_limits(limits, settings.api_url)

@@ -25,6 +25,13 @@ from inat_async import errors
 PACKAGE = Path(inat_async.__file__).resolve().parent
 
 EXPORTED = {
+    "FilterRequest",
+    "Filters",
+    "SpeciesCount",
+    "list_species",
+    "parse_search_url",
+    "resolve_selection",
+    "write_species_csv",
     "DEFAULT_USER_AGENT",
     "OFFICIAL_API_URL",
     "ApiError",
