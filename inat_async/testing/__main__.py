@@ -60,6 +60,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--hostile-users", action="store_true", help="add path/CSV-hostile logins")
     parser.add_argument("--api-latency", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument(
+        "--heavy-pages",
+        action="store_true",
+        help="observations as heavy as real ones (identifications, ancestries: ~35 KB each)",
+    )
     parser.add_argument("--photo-latency", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--bandwidth", type=int, default=None, metavar="BYTES_PER_S")
     parser.add_argument("--photo-bytes-scale", type=float, default=1.0, metavar="FACTOR")
@@ -94,6 +99,7 @@ async def serve(args: argparse.Namespace) -> None:
         photo_bandwidth=args.bandwidth,
         throttle_per_minute=args.throttle_per_minute,
         photo_bytes_scale=args.photo_bytes_scale,
+        heavy_pages=args.heavy_pages,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

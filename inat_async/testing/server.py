@@ -43,6 +43,7 @@ from .data import (
     demo_dataset,
 )
 from .faults import FaultKind, FaultRule, Faults, RequestContext
+from .heavy import heavy_observation_json
 from .images import ImageFactory
 from .log import RequestLog, RequestRecord
 from .opendata import in_bucket, open_data_files
@@ -85,8 +86,12 @@ _LAST_MODIFIED = "Wed, 14 Jun 2023 12:00:00 GMT"
 class ServerSettings:
     """Switches a test may flip while the server runs (plain attributes, any thread)."""
 
+    #: Seconds every API answer takes (real iNaturalist: about 0.3-3 s, pages the most).
     api_latency: float = 0.0
     photo_latency: float = 0.0
+    #: Observations as heavy as real ones (identifications, ancestries, users: about
+    #: 35 KB each instead of 4; see :mod:`.heavy`); the server caches each once.
+    heavy_pages: bool = False
     #: Bytes per second for each photo response (streamed in chunks); None is unlimited.
     photo_bandwidth: int | None = None
     chunk_size: int = 16 * 1024
@@ -134,6 +139,7 @@ class FakeInatServer:
         throttle_per_minute: int | None = None,
         photo_bytes: dict[str, int] | None = None,
         photo_bytes_scale: float = 1.0,
+        heavy_pages: bool = False,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.dataset = dataset if dataset is not None else demo_dataset()
@@ -144,6 +150,7 @@ class FakeInatServer:
             photo_latency=photo_latency,
             photo_bandwidth=photo_bandwidth,
             throttle_per_minute=throttle_per_minute,
+            heavy_pages=heavy_pages,
         )
         self.images = ImageFactory(photo_bytes, scale=photo_bytes_scale)
         self.log = RequestLog()
@@ -151,7 +158,7 @@ class FakeInatServer:
         self._port: int | None = None
         self._clock = clock
         self._index = ObservationIndex(self.dataset)
-        self._json_cache: dict[int, bytes] = {}
+        self._json_cache: dict[tuple[int, bool], bytes] = {}
         self._json_version = -1
         self._arrivals: deque[float] = deque()
         self._bucket: tuple[int, dict[str, bytes]] = (-1, {})
@@ -396,13 +403,15 @@ class FakeInatServer:
         if self._json_version != self.dataset.version:
             self._json_cache = {}
             self._json_version = self.dataset.version
-        cached = self._json_cache.get(obs_id)
+        heavy = self.settings.heavy_pages
+        cached = self._json_cache.get((obs_id, heavy))
         if cached is None:
             obs = self.dataset.observation(obs_id)
             if obs is None:
                 return b"null"
-            cached = dumps(observation_json(obs, self.dataset, self.base_url))
-            self._json_cache[obs_id] = cached
+            render = heavy_observation_json if heavy else observation_json
+            cached = dumps(render(obs, self.dataset, self.base_url))
+            self._json_cache[obs_id, heavy] = cached
         return cached
 
     def _species_counts(self, params: dict[str, str]) -> Reply:
