@@ -20,7 +20,7 @@ import aiohttp
 
 from .errors import ApiError, ResponseShapeError, TaxonNotFoundError
 from .events import EventCallback, ignore, wait_reporter
-from .limits import Limits
+from .limits import Limits, api_host
 from .models import (
     ObservationPage,
     Taxon,
@@ -72,6 +72,8 @@ class InatClient:
         self._session = session
         self._limits = limits
         self._base = api_url.rstrip("/")
+        #: A 429 pauses the requests to this API alone (not a mirror's to another).
+        self._host = api_host(api_url)
         self._retry = retry or RetryPolicy()
         self._on_wait = wait_reporter(on_event)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -92,7 +94,7 @@ class InatClient:
         last: str = "no attempt was made"
         shape_error = False
         for attempt in range(self._retry.attempts):
-            await self._limits.request(on_wait=self._on_wait)
+            await self._limits.request(on_wait=self._on_wait, host=self._host)
             try:
                 return await self._attempt(url, query, valid, ctx)
             except _Retryable as exc:
@@ -116,8 +118,8 @@ class InatClient:
             status = response.status
             if status == 429:
                 wait = parse_retry_after(response.headers.get("Retry-After"))
-                # The throttle is per user: everyone backs off, not just this task.
-                self._limits.backoff(wait if wait is not None else 60.0)
+                # Everyone backs off from this host, not just this task.
+                self._limits.backoff(wait if wait is not None else 60.0, host=self._host)
                 raise _Retryable("HTTP 429 Too Many Requests")
             if status >= 500:
                 raise _Retryable(f"HTTP {status} {response.reason or ''}".strip())

@@ -55,7 +55,7 @@ import platformdirs
 from aiolimiter import AsyncLimiter
 
 from .errors import LimitsError, UsageError
-from .limitstore import ByteRules, Decision, LimitStore, RequestRules, WindowState
+from .limitstore import ByteRules, Decision, LimitStore, Pause, RequestRules, WindowState
 
 __all__ = [
     "OFFICIAL_MAX_PER_MINUTE",
@@ -65,9 +65,11 @@ __all__ = [
     "Limits",
     "LimitsSnapshot",
     "LoopClock",
+    "Pause",
     "Reservation",
     "WaitCallback",
     "WindowUsage",
+    "api_host",
     "default_limits",
 ]
 
@@ -83,6 +85,17 @@ WaitCallback = Callable[[str, float, int | None, int | None], None]
 #: A wait shorter than this is never zero: it guards against float rounding making a
 #: window boundary look one ulp away forever.
 _MIN_WAIT: Final = 1e-4
+
+
+def api_host(url: str) -> str:
+    """The key a 429 pause is kept under: the URL's ``host[:port]``, credentials left out."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port is not None else host
 
 
 def _is_official(api_url: str) -> bool:
@@ -123,6 +136,14 @@ class LimitSettings:
     notify_after: float = 10.0
     #: How long a reservation outlives a crashed process before it is charged.
     lease: float = 60.0
+    #: The per-minute request budget is counted over ``minute`` plus this margin, so
+    #: that the server's clock, not only ours, never sees more than
+    #: ``requests_per_minute`` in a minute (latencies vary: a process's first request
+    #: connects, later ones reuse a warm connection). None: ``minute / 30`` (2 s).
+    request_margin: float | None = None
+    #: Longest pause a 429's ``Retry-After`` can impose (seconds); the pace is then
+    #: halved for five minutes more. A pause holds back one API host, not the others.
+    max_pause: float = 600.0
 
     def validate(self, api_url: str | None = None) -> None:
         """Raise :class:`UsageError` for values that cannot work or are not allowed.
@@ -140,6 +161,7 @@ class LimitSettings:
             ("hour", None),
             ("day", None),
             ("lease", None),
+            ("max_pause", None),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -151,6 +173,8 @@ class LimitSettings:
             )
         if not 0 < self.byte_burst <= 1:
             raise UsageError(f"byte_burst must be in (0, 1], got {self.byte_burst!r}")
+        if self.request_margin is not None and not 0 <= self.request_margin < self.minute:
+            raise UsageError(f"request_margin must be in [0, minute), got {self.request_margin!r}")
         if self.notify_after < 0:
             raise UsageError(f"notify_after cannot be negative, got {self.notify_after!r}")
         if (
@@ -180,6 +204,7 @@ class LimitSettings:
             per_day=self.requests_per_day,
             minute=self.minute,
             day=self.day,
+            margin=self.minute / 30 if self.request_margin is None else self.request_margin,
         )
 
     def byte_rules(self) -> ByteRules:
@@ -276,12 +301,15 @@ class LimitsSnapshot:
     #: Bytes reserved by downloads in flight, in every process / in this one.
     bytes_in_flight: int
     bytes_in_flight_here: int
-    #: A 429 stops every request until then.
+    #: A 429 stops every request (to the hosts this process uses; any host when it
+    #: used none) until then.
     paused_until: float | None
     #: The request pace is slowed until then.
     slow_until: float | None
     #: Waits on a budget going on in this process: ``(reason, resume_at)``.
     waiting: tuple[tuple[str, float], ...] = ()
+    #: Every API host's 429 pause or slow-down still running (of every process).
+    pauses: tuple[Pause, ...] = ()
 
     @property
     def windows(self) -> tuple[WindowUsage, ...]:
@@ -408,6 +436,8 @@ class Limits:
         self._poll = min(1.0, settings.minute / 60)
         self._held: dict[int, Reservation] = {}
         self._waits: dict[str, tuple[str, float, int | None, int | None]] = {}
+        #: API hosts this process sent requests to: their pauses are the ones it shows.
+        self._hosts: set[str] = set()
         self._loop_state: _LoopState | None = None
         self._closed = False
 
@@ -425,39 +455,53 @@ class Limits:
 
     # -- requests ------------------------------------------------------------------
 
-    async def request(self, on_wait: WaitCallback | None = None) -> None:
+    async def request(self, on_wait: WaitCallback | None = None, *, host: str = "") -> None:
         """Wait for one API request slot, then record it durably.
 
-        Waits on the pace are silent; a wait of ``notify_after`` seconds or more on a
-        budget (or a 429 pause) is reported once to ``on_wait``.
+        ``host`` (see :func:`api_host`) is the API the request goes to: a 429 from it
+        pauses the requests to it alone. Waits on the pace are silent; a wait of
+        ``notify_after`` seconds or more on a budget (or a 429 pause) is reported once
+        to ``on_wait``.
         """
         self._check_open()
+        self._hosts.add(host)
         state = self._state()
         await state.pacer.acquire()
         notified = self._notify_follower("requests", state.request_lock, on_wait)
         async with state.request_lock:
             await self._admit(
-                lambda: self._store.take_request(self._clock.now(), self._request_rules),
+                lambda: self._store.take_request(self._clock.now(), self._request_rules, host),
                 "requests",
                 on_wait,
                 None,
                 notified=notified,
             )
 
-    def try_request(self) -> bool:
+    def try_request(self, *, host: str = "") -> bool:
         """Take a request slot now if one is free, without waiting (nor the in-process
         pacer: the store's shared pace still applies)."""
         self._check_open()
-        return self._store.take_request(self._clock.now(), self._request_rules).granted
+        return self._store.take_request(self._clock.now(), self._request_rules, host).granted
 
-    def backoff(self, retry_after: float) -> None:
-        """A 429 was answered: nobody, in any process, sends a request before
-        ``retry_after`` seconds from now; for five (window) minutes after that the
-        spacing is doubled and bursts are off."""
+    def backoff(self, retry_after: float, *, host: str = "") -> None:
+        """``host`` answered a 429: nobody, in any process, sends it a request before
+        ``retry_after`` seconds from now (at most ``max_pause``); for five (window)
+        minutes after that the spacing is doubled and bursts are off."""
         self._check_open()
-        retry_after = min(max(0.0, float(retry_after)), self.settings.day)
+        self._hosts.add(host)
+        retry_after = min(max(0.0, float(retry_after)), self.settings.max_pause)
         paused_until = self._clock.now() + retry_after
-        self._store.set_backoff(paused_until, paused_until + self._slow_for)
+        self._store.set_backoff(paused_until, paused_until + self._slow_for, host)
+
+    def pauses(self) -> list[Pause]:
+        """The 429 pauses and slow-downs still running, per API host, of every process."""
+        return self._store.pauses(self._clock.now())
+
+    def clear_pauses(self, host: str | None = None) -> int:
+        """End the 429 pauses (and slow-downs) of ``host`` (see :func:`api_host`), or of
+        every host, for every process: how many hosts had one."""
+        self._check_open()
+        return self._store.clear_backoff(host)
 
     # -- bytes ---------------------------------------------------------------------
 
@@ -595,7 +639,9 @@ class Limits:
     def snapshot(self) -> LimitsSnapshot:
         """Spent budgets of every process of this user, and this process's waits."""
         now = self._clock.now()
-        usage = self._store.usage(now, self._request_rules, self._byte_rules)
+        usage = self._store.usage(
+            now, self._request_rules, self._byte_rules, self._hosts if self._hosts else None
+        )
         s = self.settings
 
         def window(
@@ -620,6 +666,7 @@ class Limits:
             paused_until=usage.paused_until,
             slow_until=usage.slow_until,
             waiting=tuple((reason, at) for reason, at, _, _ in self._waits.values()),
+            pauses=tuple(self._store.pauses(now)),
         )
 
     def _check_open(self) -> None:

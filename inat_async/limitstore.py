@@ -67,6 +67,10 @@ Ledger = Literal["requests", "media"]
 
 #: The reason given while a 429 pauses every request.
 PAUSED: Final = "API asked to slow down (HTTP 429)"
+#: State keys of a 429's pause and slow-down, followed by the API host they hold back
+#: (the key before per-host pauses, without "@", is ignored: it blocked every host).
+_PAUSED_KEY: Final = "paused_until@"
+_SLOW_KEY: Final = "slow_until@"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -111,6 +115,11 @@ class RequestRules:
     day: float = 86_400.0
     #: How much longer the spacing is while slowed down after a 429.
     slow_factor: float = 2.0
+    #: The per-minute budget is counted over ``minute + margin``: the server's clock
+    #: sees each request a little later than it was granted, by a latency that varies
+    #: (a process's first request connects, later ones reuse a warm connection), so
+    #: without a margin it can count ``per_minute + 1`` in a minute.
+    margin: float = 0.0
 
     @property
     def interval(self) -> float:
@@ -179,6 +188,17 @@ class WindowState:
     used: int
     #: When the oldest row in the window leaves it (None: the window is empty).
     next_free_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A 429's hold on one API host (``host:port``)."""
+
+    host: str
+    #: No request to the host before then (None: the pause is over, the slow-down not).
+    paused_until: float | None
+    #: The pace to the host is halved until then.
+    slow_until: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,17 +386,17 @@ class LimitStore:
 
     # -- requests ------------------------------------------------------------------
 
-    def take_request(self, now: float, rules: RequestRules) -> Decision:
+    def take_request(self, now: float, rules: RequestRules, host: str = "") -> Decision:
         """Take one API request slot at ``now`` if the pace, the windows and any 429
-        pause allow it; otherwise say when to ask again."""
+        pause of ``host`` allow it; otherwise say when to ask again."""
         with self._write():
             state = self._state()
             denials: list[tuple[float, str, int | None, int | None]] = []
-            paused_until = state.get("paused_until", float("-inf"))
+            paused_until = state.get(_PAUSED_KEY + host, float("-inf"))
             if now < paused_until:
                 denials.append((paused_until, PAUSED, None, None))
             # After a 429: a longer spacing and no bursts, for everyone.
-            slowed = now < state.get("slow_until", float("-inf"))
+            slowed = now < state.get(_SLOW_KEY + host, float("-inf"))
             interval = rules.interval * (rules.slow_factor if slowed else 1.0)
             # GCRA: `tat` is when the bucket would be empty; up to `burst` requests
             # may be ahead of it.
@@ -386,7 +406,7 @@ class LimitStore:
                 denials.append((tat - tolerance, "request pace", None, None))
             _, newest_cum = self._newest("requests")
             for per, length, reason in (
-                (rules.per_minute, rules.minute, "requests per minute"),
+                (rules.per_minute, rules.minute + rules.margin, "requests per minute"),
                 (rules.per_day, rules.day, "daily request budget"),
             ):
                 window = self._window("requests", now, length, newest_cum)
@@ -400,13 +420,37 @@ class LimitStore:
             self._maybe_prune(now, rules.day + rules.minute)
         return Decision(True)
 
-    def set_backoff(self, paused_until: float, slow_until: float) -> None:
-        """Nobody (in any process) takes a request before ``paused_until``; the pace is
-        slowed until ``slow_until``. Later pauses win over earlier ones."""
+    def set_backoff(self, paused_until: float, slow_until: float, host: str = "") -> None:
+        """Nobody (in any process) takes a request to ``host`` before ``paused_until``;
+        the pace is slowed until ``slow_until``. Later pauses win over earlier ones."""
         with self._write():
             state = self._state()
-            self._set_state("paused_until", max(paused_until, state.get("paused_until", 0.0)))
-            self._set_state("slow_until", max(slow_until, state.get("slow_until", 0.0)))
+            for key, until in ((_PAUSED_KEY + host, paused_until), (_SLOW_KEY + host, slow_until)):
+                self._set_state(key, max(until, state.get(key, 0.0)))
+
+    def pauses(self, now: float) -> list[Pause]:
+        """The 429 pauses and slow-downs still running, one per API host."""
+        with self._read():
+            state = self._state()
+        hosts = {k.partition("@")[2] for k in state if k.startswith((_PAUSED_KEY, _SLOW_KEY))}
+        found = []
+        for host in sorted(hosts):
+            paused = state.get(_PAUSED_KEY + host, 0.0)
+            slow = state.get(_SLOW_KEY + host, 0.0)
+            if paused > now or slow > now:
+                found.append(Pause(host, paused if paused > now else None, slow))
+        return found
+
+    def clear_backoff(self, host: str | None = None) -> int:
+        """Forget the 429 pauses (and slow-downs) of ``host``, or of every host: how many
+        hosts had one."""
+        with self._write():
+            keys = [k for k in self._state() if k.startswith((_PAUSED_KEY, _SLOW_KEY))]
+            if host is not None:
+                keys = [k for k in keys if k.partition("@")[2] == host]
+            for key in keys:
+                self._conn.execute("DELETE FROM state WHERE key = ?", (key,))
+        return len({k.partition("@")[2] for k in keys})
 
     # -- bytes ---------------------------------------------------------------------
 
@@ -511,8 +555,15 @@ class LimitStore:
 
     # -- reading -------------------------------------------------------------------
 
-    def usage(self, now: float, requests: RequestRules, media: ByteRules) -> StoreUsage:
-        """All counts at ``now`` in one consistent read (nothing is written)."""
+    def usage(
+        self,
+        now: float,
+        requests: RequestRules,
+        media: ByteRules,
+        hosts: Iterable[str] | None = None,
+    ) -> StoreUsage:
+        """All counts at ``now`` in one consistent read (nothing is written); the 429
+        pause and slow-down are the longest of ``hosts`` (None: of every host)."""
         with self._read():
             _, req_cum = self._newest("requests")
             _, media_cum = self._newest("media")
@@ -523,8 +574,18 @@ class LimitStore:
                 if owner == self.owner:
                     here += int(held)
             state = self._state()
-            paused = state.get("paused_until")
-            slow = state.get("slow_until")
+            wanted = None if hosts is None else set(hosts)
+
+            def longest(prefix: str) -> float | None:
+                times = [
+                    value
+                    for key, value in state.items()
+                    if key.startswith(prefix)
+                    and (wanted is None or key[len(prefix) :] in wanted)
+                    and value > now
+                ]
+                return max(times, default=None)
+
             return StoreUsage(
                 requests_minute=self._window("requests", now, requests.minute, req_cum),
                 requests_day=self._window("requests", now, requests.day, req_cum),
@@ -532,8 +593,8 @@ class LimitStore:
                 media_day=self._window("media", now, media.day, media_cum),
                 in_flight=in_flight,
                 in_flight_here=here,
-                paused_until=paused if paused is not None and paused > now else None,
-                slow_until=slow if slow is not None and slow > now else None,
+                paused_until=longest(_PAUSED_KEY),
+                slow_until=longest(_SLOW_KEY),
             )
 
     def history(self, ledger: Ledger) -> list[tuple[float, int]]:

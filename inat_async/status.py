@@ -17,6 +17,7 @@ from pathlib import Path
 from .errors import StorageError
 from .limits import Limits, LimitSettings, LimitsSnapshot
 from .limitstore import FILENAME as LIMITS_FILE
+from .limitstore import LimitStore
 from .resume import DONE, FAILED, PENDING, STATE_DIR, STATE_FILE, ResumeStore
 
 
@@ -115,6 +116,16 @@ def dataset_status(
     settings = limits if limits is not None else LimitSettings()
     state_dir = settings.resolved_state_dir()
     return DatasetStatus(out, query, species, state_dir, limits_snapshot(settings))
+
+
+def clear_pauses(settings: LimitSettings, host: str | None = None) -> int:
+    """End the HTTP 429 pauses (and slow-downs) kept in this user's limits store, of the
+    API ``host`` (``host[:port]``) or of every host: how many hosts had one."""
+    path = settings.resolved_state_dir() / LIMITS_FILE
+    if not path.is_file():
+        return 0
+    with LimitStore(path) as store:
+        return store.clear_backoff(host)
 
 
 def limits_snapshot(settings: LimitSettings) -> LimitsSnapshot | None:

@@ -18,7 +18,7 @@ from support import start_cli
 
 from inat_async.fetch import PhotoFetcher
 from inat_async.limits import Limits, LimitSettings, Reservation
-from inat_async.testing import FakeInatServer, build_dataset, run_in_thread
+from inat_async.testing import FakeInatServer, FaultKind, build_dataset, run_in_thread
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -205,3 +205,43 @@ async def test_a_download_cancelled_mid_body_charges_the_bytes_it_received(
     finally:
         hold.set()
         await runner.cleanup()
+
+
+def test_a_mirrors_429_pauses_that_mirror_only_for_minutes_and_can_be_cleared(
+    fake: FakeInatServer, tmp_path: Path
+) -> None:
+    """A mirror answered `Retry-After: 99999999`: that blocked every later run of the
+    user, against any server, for a day. Now it holds back that mirror alone."""
+    (tmp_path / "species.csv").write_text("name\nApis mellifera\n")
+    state = tmp_path / "state"
+    with run_in_thread(build_dataset({"Apis mellifera": 5}, seed=3)) as mirror:
+        mirror.faults.fail_api(FaultKind.TOO_MANY_REQUESTS, retry_after=99_999_999, times=None)
+        blocked = start_cli(
+            *("run", "-o", "3", "--plain", "--api-url", mirror.api_url, "--out", "m"),
+            cwd=tmp_path,
+            state=state,
+            merge_stderr=True,
+        )
+        line = read_until(blocked, "asked to slow down").splitlines()[-1]
+        assert "paused: the API asked to slow down (HTTP 429); going on at" in line
+        assert "reached" not in line
+        assert stop(blocked) == 130
+        mirror_host = mirror.api_url.split("/")[2]
+    healthy = start_cli(
+        *("run", "-o", "3", "--plain", "--api-url", fake.api_url, "--out", "h"),
+        cwd=tmp_path,
+        state=state,
+    )
+    _, err = healthy.communicate(timeout=60)
+    assert healthy.returncode == 0, err
+    status = start_cli("status", "--out", "h", cwd=tmp_path, state=state)
+    shown, _ = status.communicate(timeout=60)
+    assert status.returncode == 0
+    paused = next(line for line in shown.splitlines() if line.startswith("paused"))
+    assert f"{mirror_host} asked to slow down (HTTP 429)" in paused
+    assert "--clear-pause" in shown
+    cleared = start_cli("status", "--out", "h", "--clear-pause", cwd=tmp_path, state=state)
+    shown, _ = cleared.communicate(timeout=60)
+    assert cleared.returncode == 0
+    assert "cleared the HTTP 429 pauses of 1 API host(s)" in shown
+    assert not any(line.startswith(("paused", "slowed")) for line in shown.splitlines())

@@ -54,7 +54,7 @@ from ..settings import (
     resolve_limits,
 )
 from ..species import SpeciesEntry, normalise_name, read_species_csv
-from ..status import dataset_status
+from ..status import clear_pauses, dataset_status
 from .progress import LiveReporter, PlainReporter, make_reporter, watch_limits
 from .views import count, render_plan, render_status, render_summary
 
@@ -848,12 +848,21 @@ def status(
     requests_per_day: RequestsPerDay = LimitSettings.requests_per_day,
     hourly_limit: HourlyLimit = DEFAULT_HOURLY_LIMIT,
     daily_limit: DailyLimit = DEFAULT_DAILY_LIMIT,
+    clear_pause: Annotated[
+        bool,
+        typer.Option(
+            "--clear-pause",
+            help="End the pauses that an API's HTTP 429 imposed on all your runs (the only "
+            "thing status ever changes).",
+        ),
+    ] = False,
 ) -> None:
     """Show where the download in --out stands, without the network.
 
     Per species: observations recorded, photos done, pending, failed and missing, and
     bytes; then the budgets spent by all your runs in the last minute, hour and day,
-    and when they free up. Reads the resume stores only; creates and changes nothing.
+    and when they free up, and any API's HTTP 429 pause. Reads the resume stores only;
+    creates and changes nothing (but for --clear-pause).
     """
     try:
         limit_config = limit_settings(
@@ -865,11 +874,18 @@ def status(
         )
         limit_config.validate()
         report = dataset_status(out, limit_config)
+        cleared = None
+        if clear_pause:  # after the folder was found to hold a dataset
+            cleared = clear_pauses(limit_config)
+            report = dataset_status(out, limit_config)
     except (UsageError, StorageError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     except InatError as exc:
         raise _fail(str(exc), EXIT_FAILED) from None
-    render_status(Console(highlight=False), report)
+    console = Console(highlight=False)
+    if cleared is not None:
+        console.print(f"cleared the HTTP 429 pauses of {cleared} API host(s)")
+    render_status(console, report)
 
 
 # -- demo -------------------------------------------------------------------------------------

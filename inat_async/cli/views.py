@@ -353,16 +353,20 @@ def limits_lines(snapshot: LimitsSnapshot | None, state_dir: Path) -> Table:
     grid.add_row("requests, last 24 h", _window_line(snapshot.requests_day, requests, now))
     grid.add_row("photos, last hour", _window_line(snapshot.bytes_hour, human_budget, now))
     grid.add_row("photos, last 24 h", _window_line(snapshot.bytes_day, human_budget, now))
-    if snapshot.paused_until is not None:
-        grid.add_row(
-            Text("paused", style="red"),
-            f"the API asked to slow down (HTTP 429): no request before "
-            f"{clock_time(snapshot.paused_until, now)}",
-        )
-    elif snapshot.slow_until is not None:
-        grid.add_row(
-            "slowed", f"half pace after an HTTP 429, until {clock_time(snapshot.slow_until, now)}"
-        )
+    for pause in snapshot.pauses:
+        host = pause.host or "the API"
+        if pause.paused_until is not None:
+            grid.add_row(
+                Text("paused", style="red"),
+                f"{host} asked to slow down (HTTP 429): no request to it before "
+                f"{clock_time(pause.paused_until, now)} "
+                "(`inat-async status --clear-pause` ends it now)",
+            )
+        else:
+            grid.add_row(
+                "slowed",
+                f"half pace to {host} after an HTTP 429, until {clock_time(pause.slow_until, now)}",
+            )
     return grid
 
 
