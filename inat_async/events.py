@@ -59,7 +59,19 @@ class PhotoSkipped:
     species: str
     observation_id: int
     photo_id: int | None
-    #: "license" (its own license is not in the list) or "placeholder" (no real photo).
+    #: "license" (its own license is not in the list), "placeholder" (no real photo),
+    #: "invalid" (the API sent a bad id, or the same photo twice) or "too_many" (past
+    #: the cap of photos per observation, :data:`~inat_async.models.MAX_PHOTOS_PER_OBSERVATION`).
+    reason: str
+    #: The particulars, for "invalid" and "too_many".
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationSkipped:
+    """The API sent a result that cannot be used (no id, or one out of range)."""
+
+    species: str
     reason: str
 
 
@@ -116,6 +128,7 @@ Event = (
     | TaxonResolved
     | PageFetched
     | PhotoSkipped
+    | ObservationSkipped
     | PhotoDownloaded
     | PhotoFailed
     | LimitWait

@@ -1,7 +1,12 @@
 """Typed, defensive parsing of the API's taxa, observations and photos.
 
 The API may leave out or null any field; parsing never raises on a missing or odd
-value, it yields ``None`` instead. Only a result with no usable ``id`` is dropped.
+value, it yields ``None`` instead. Numbers are checked here, at the boundary: an id
+must be a whole number from 1 to 2^63 - 1 (what the resume store can hold), any other
+stored number from 0 to 2^63 - 1. A result whose ``id`` is unusable is dropped (and
+counted in :attr:`ObservationPage.rejected`); a photo item with an unusable id is left
+out with its reason (:attr:`Observation.rejected`); any other out-of-range number
+becomes ``None``.
 """
 
 from __future__ import annotations
@@ -16,16 +21,39 @@ from urllib.parse import urlsplit, urlunsplit
 # `/photos/<id>/<size>.<ext>`: every real photo URL has this; placeholders do not.
 _PHOTO_PATH = re.compile(r"/photos/(\d+)/([A-Za-z]+)(\.[^/]*)?$")
 
+#: The largest number the resume store (SQLite INTEGER) can hold.
+MAX_STORED_INT = 2**63 - 1
+#: Photos taken from one observation at most: real ones have a few, rarely more than 20;
+#: a page listing thousands (or one photo thousands of times) is broken or hostile.
+MAX_PHOTOS_PER_OBSERVATION = 100
+_MAX_DIGITS = len(str(MAX_STORED_INT))
 
-def _int(value: object) -> int | None:
+
+def _int(value: object, *, minimum: int = 0) -> int | None:
+    """A whole number from ``minimum`` to :data:`MAX_STORED_INT`, else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
+    if isinstance(value, str):
+        text = value.strip()
+        # isdigit() alone accepts "²", on which int() raises; length first, as int()
+        # refuses strings of more than 4300 digits.
+        if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > _MAX_DIGITS:
+            return None
+        value = int(text)
+    if isinstance(value, int) and minimum <= value <= MAX_STORED_INT:
         return value
-    # isdigit() alone accepts "²", on which int() raises.
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
     return None
+
+
+def _id(value: object) -> int | None:
+    """An iNaturalist id: a whole number from 1 to :data:`MAX_STORED_INT`, else None."""
+    return _int(value, minimum=1)
+
+
+def _show(value: object) -> str:
+    """A bad value, short enough for a one-line reason."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _float(value: object) -> float | None:
@@ -61,7 +89,7 @@ class Taxon:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Taxon | None:
-        taxon_id, name = _int(data.get("id")), _str(data.get("name"))
+        taxon_id, name = _id(data.get("id")), _str(data.get("name"))
         if taxon_id is None or name is None:
             return None
         return cls(
@@ -87,25 +115,9 @@ class Photo:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any], position: int) -> Photo | None:
-        """None for an item that is not a real, downloadable photo (a placeholder)."""
-        url = _str(data.get("url"))
-        if url is None:
-            return None
-        match = _photo_path(url)
-        if match is None:
-            return None
-        photo_id = _int(data.get("id")) or int(match.group(1))
-        dims = _map(data.get("original_dimensions"))
-        license_code = _str(data.get("license_code"))
-        return cls(
-            id=photo_id,
-            url=url,
-            license_code=license_code.lower() if license_code else None,
-            attribution=_str(data.get("attribution")),
-            width=_int(dims.get("width")),
-            height=_int(dims.get("height")),
-            position=position,
-        )
+        """None for an item that is not a real, downloadable photo (a placeholder or bad)."""
+        parsed = _parse_photo(data, position)
+        return parsed if isinstance(parsed, Photo) else None
 
     def url_for(self, size: str) -> str:
         """The URL of this photo in another size: only the file stem of the path changes."""
@@ -114,6 +126,38 @@ class Photo:
     @property
     def extension(self) -> str | None:
         return url_extension(self.url)
+
+
+class _Placeholder:
+    """A photo item with no real photo behind it (hidden, flagged or missing)."""
+
+
+_PLACEHOLDER = _Placeholder()
+
+
+def _parse_photo(data: Mapping[str, Any], position: int) -> Photo | _Placeholder | str:
+    """The photo, a placeholder, or why the item cannot be used (a bad number)."""
+    url = _str(data.get("url"))
+    if url is None:
+        return _PLACEHOLDER
+    match = _photo_path(url)
+    if match is None:
+        return _PLACEHOLDER
+    raw_id = data.get("id")
+    photo_id = _id(raw_id) if raw_id is not None else _id(match.group(1))
+    if photo_id is None:
+        return f"photo id {_show(raw_id if raw_id is not None else match.group(1))} is out of range"
+    dims = _map(data.get("original_dimensions"))
+    license_code = _str(data.get("license_code"))
+    return Photo(
+        id=photo_id,
+        url=url,
+        license_code=license_code.lower() if license_code else None,
+        attribution=_str(data.get("attribution")),
+        width=_int(dims.get("width")),
+        height=_int(dims.get("height")),
+        position=position,
+    )
 
 
 def url_extension(url: str) -> str | None:
@@ -197,6 +241,11 @@ class Observation:
     place_ids: tuple[int, ...] = ()
     captive: bool | None = None
     annotations: tuple[Annotation, ...] = ()
+    #: Photo items that name no real photo (hidden, flagged or missing).
+    placeholders: int = 0
+    #: Each other unused photo item as (reason, detail): ``invalid`` (a bad id or a photo
+    #: listed twice) or ``too_many`` (past :data:`MAX_PHOTOS_PER_OBSERVATION`).
+    rejected: tuple[tuple[str, str], ...] = ()
 
     @property
     def url(self) -> str:
@@ -204,18 +253,31 @@ class Observation:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Observation | None:
-        obs_id = _int(data.get("id"))
+        obs_id = _id(data.get("id"))
         if obs_id is None:
             return None
         latitude, longitude = _coordinates(data)
         taxon, user = _map(data.get("taxon")), _map(data.get("user"))
         raw_photos = data.get("photos")
         items = raw_photos if isinstance(raw_photos, list) else []
-        photos = tuple(
-            photo
-            for position, item in enumerate(items)
-            if isinstance(item, Mapping) and (photo := Photo.from_api(item, position)) is not None
-        )
+        photos: list[Photo] = []
+        seen: set[int] = set()
+        rejected: list[tuple[str, str]] = []
+        placeholders = 0
+        for position, item in enumerate(items):
+            parsed = _parse_photo(item, position) if isinstance(item, Mapping) else _PLACEHOLDER
+            if isinstance(parsed, _Placeholder):
+                placeholders += 1
+            elif isinstance(parsed, str):
+                rejected.append(("invalid", parsed))
+            elif parsed.id in seen:
+                rejected.append(("invalid", f"photo {parsed.id} is listed more than once"))
+            elif len(photos) >= MAX_PHOTOS_PER_OBSERVATION:
+                detail = f"more than {MAX_PHOTOS_PER_OBSERVATION} photos in one observation"
+                rejected.append(("too_many", detail))
+            else:
+                seen.add(parsed.id)
+                photos.append(parsed)
         license_code = _str(data.get("license_code"))
         obscured = data.get("obscured")
         captive = data.get("captive")
@@ -233,13 +295,13 @@ class Observation:
             obscured=obscured if isinstance(obscured, bool) else None,
             positional_accuracy=_int(data.get("positional_accuracy")),
             place_guess=_str(data.get("place_guess")),
-            taxon_id=_int(taxon.get("id")),
+            taxon_id=_id(taxon.get("id")),
             taxon_name=_str(taxon.get("name")),
             taxon_rank=_str(taxon.get("rank")),
-            user_id=_int(user.get("id")),
+            user_id=_id(user.get("id")),
             user_login=_str(user.get("login")),
             user_name=_str(user.get("name")),
-            photos=photos,
+            photos=tuple(photos),
             photo_items=len(items),
             place_ids=tuple(
                 p for item in (places if isinstance(places, list) else []) if (p := _int(item))
@@ -250,6 +312,8 @@ class Observation:
                 for item in (raw_annotations if isinstance(raw_annotations, list) else [])
                 if isinstance(item, Mapping) and (a := Annotation.from_api(item)) is not None
             ),
+            placeholders=placeholders,
+            rejected=tuple(rejected),
         )
 
 
@@ -280,10 +344,12 @@ def parse_taxa_page(body: object) -> list[Taxon]:
 class ObservationPage:
     total_results: int | None
     observations: tuple[Observation, ...]
-    #: Highest id on the page, even of an item we could not use: the next `id_above`.
+    #: Highest usable id on the page, even of an item we could not use: the next `id_above`.
     last_id: int | None
     #: How many result items the page had (0 ends a walk).
     size: int
+    #: Why each result item that is not in ``observations`` was dropped.
+    rejected: tuple[str, ...] = ()
 
 
 def is_result_page(body: object) -> bool:
@@ -294,14 +360,29 @@ def is_result_page(body: object) -> bool:
 def parse_observation_page(body: object) -> ObservationPage:
     data = _map(body)
     results = data.get("results")
-    items = (
-        [item for item in results if isinstance(item, Mapping)] if isinstance(results, list) else []
-    )
-    ids = [i for item in items if (i := _int(item.get("id"))) is not None]
-    observations = tuple(o for item in items if (o := Observation.from_api(item)) is not None)
+    items = results if isinstance(results, list) else []
+    ids: list[int] = []
+    observations: list[Observation] = []
+    rejected: list[str] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            rejected.append("a result that is not an object")
+            continue
+        raw_id = item.get("id")
+        obs_id = _id(raw_id)
+        if obs_id is None:
+            # An id out of range must not move the walk either: a negative one would be
+            # stored, a huge one cannot be, and neither can be an `id_above`.
+            rejected.append(f"observation id {_show(raw_id)} is missing or out of range")
+            continue
+        ids.append(obs_id)
+        observation = Observation.from_api(item)
+        if observation is not None:
+            observations.append(observation)
     return ObservationPage(
         total_results=_int(data.get("total_results")),
-        observations=observations,
+        observations=tuple(observations),
         last_id=max(ids) if ids else None,
-        size=len(results) if isinstance(results, list) else 0,
+        size=len(items),
+        rejected=tuple(rejected),
     )

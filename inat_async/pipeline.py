@@ -41,6 +41,7 @@ from .backlog import Backlog
 from .errors import InatError, LimitsError, StorageError
 from .events import (
     EventCallback,
+    ObservationSkipped,
     PageFetched,
     PhotoDownloaded,
     PhotoFailed,
@@ -400,6 +401,8 @@ class _Run:
             raise  # the folder or the limits store is unusable: no species can go on
         except InatError as exc:
             species.error = exc  # reported when the species' turn comes
+        except Exception as exc:
+            species.error = _internal(exc)
         finally:
             species.resolving = False
             self._resolving -= 1
@@ -415,6 +418,9 @@ class _Run:
             raise
         except InatError as exc:
             species.result.error = str(exc)
+            species.walked = True
+        except Exception as exc:
+            species.result.error = str(_internal(exc))
             species.walked = True
         if species.walked:
             species.fetching = False
@@ -470,6 +476,9 @@ class _Run:
         except InatError as exc:
             species.result.error = str(exc)
             species.walked = True
+        except Exception as exc:
+            species.result.error = str(_internal(exc))
+            species.walked = True
         finally:
             species.fetching = False
         if species.walked:
@@ -480,6 +489,9 @@ class _Run:
 
     def _take(self, species: _Species, page: ObservationPage, backlog: Backlog[_Job]) -> None:
         name, remaining = species.name, species.remaining
+        for reason in page.rejected:
+            species.result.skipped_observations += 1
+            self.emit(ObservationSkipped(name, reason))
         if species.expected is None:
             # total_results counts what is left above id_above: known on page one.
             left = page.total_results if page.total_results is not None else remaining
@@ -508,10 +520,15 @@ class _Run:
             else:
                 species.result.skipped_license += 1
                 self.emit(PhotoSkipped(species.name, observation.id, photo.id, "license"))
-        placeholders = observation.photo_items - len(observation.photos)
-        for _ in range(placeholders):
+        for _ in range(observation.placeholders):
             species.result.skipped_placeholder += 1
             self.emit(PhotoSkipped(species.name, observation.id, None, "placeholder"))
+        for reason, detail in observation.rejected:
+            if reason == "too_many":
+                species.result.skipped_too_many += 1
+            else:
+                species.result.skipped_invalid += 1
+            self.emit(PhotoSkipped(species.name, observation.id, None, reason, detail))
         return observation, metadata_row(species.name, observation, len(kept)), kept
 
     def _resume(self, species: _Species) -> list[PhotoRecord]:
@@ -662,6 +679,11 @@ def _leaves(group: BaseExceptionGroup[InatError]) -> list[InatError]:
         else:
             leaves.append(error)
     return leaves
+
+
+def _internal(exc: Exception) -> InatError:
+    """A bug met in one species' data, as that species' error: the others go on."""
+    return InatError(f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _size_and_hash(path: Path) -> tuple[int, str]:

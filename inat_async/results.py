@@ -31,6 +31,11 @@ class SpeciesResult:
     photos_already_done: int = 0
     skipped_license: int = 0
     skipped_placeholder: int = 0
+    #: Photo items with a bad id or listed twice, and photos past the per-observation cap.
+    skipped_invalid: int = 0
+    skipped_too_many: int = 0
+    #: Results the API sent without a usable observation id (dropped, never stored).
+    skipped_observations: int = 0
     bytes: int = 0
     failures: list[PhotoFailure] = field(default_factory=list)
     error: str | None = None

@@ -22,6 +22,7 @@ from rich.text import Text
 from ..layout import Layout
 from ..limits import LimitsSnapshot, WindowUsage
 from ..limitstore import PAUSED
+from ..models import MAX_PHOTOS_PER_OBSERVATION
 from ..plan import RunPlan, SpeciesPlan
 from ..results import RunResult, SpeciesResult
 from ..status import DatasetStatus
@@ -189,7 +190,12 @@ def _fitted_table(columns: list[_Column], width: int, *, title: str | None = Non
 
 
 def _skipped(species: SpeciesResult) -> int:
-    return species.skipped_license + species.skipped_placeholder
+    return (
+        species.skipped_license
+        + species.skipped_placeholder
+        + species.skipped_invalid
+        + species.skipped_too_many
+    )
 
 
 def summary_table(result: RunResult, width: int = 80, elapsed: float | None = None) -> Table:
@@ -275,13 +281,27 @@ def summary_notes(result: RunResult, out_dir: Path | None = None) -> list[Text]:
     notes: list[Text] = []
     license_ = sum(s.skipped_license for s in result.species)
     placeholder = sum(s.skipped_placeholder for s in result.species)
-    if license_ or placeholder:
+    invalid = sum(s.skipped_invalid for s in result.species)
+    too_many = sum(s.skipped_too_many for s in result.species)
+    if license_ or placeholder or invalid or too_many:
         why = []
         if license_:
             why.append(f"{count(license_)} not under the chosen licenses")
         if placeholder:
             why.append(f"{count(placeholder)} placeholders (hidden or removed photos)")
+        if invalid:
+            why.append(f"{count(invalid)} with a bad id or listed twice by the server")
+        if too_many:
+            why.append(
+                f"{count(too_many)} past the cap of {MAX_PHOTOS_PER_OBSERVATION} photos "
+                "per observation"
+            )
         notes.append(Text(f"skipped: {', '.join(why)}."))
+    dropped = sum(s.skipped_observations for s in result.species)
+    if dropped:
+        notes.append(
+            Text(f"dropped: {plural(dropped, 'observation')} the server sent without a usable id.")
+        )
     had = sum(s.photos_already_done for s in result.species)
     if had:
         notes.append(

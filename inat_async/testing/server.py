@@ -27,9 +27,9 @@ import re
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
 
@@ -101,6 +101,12 @@ class ServerSettings:
     #: The open-data bucket lets anyone list it, so a missing key is S3's 404 NoSuchKey;
     #: False answers 403 AccessDenied instead, as S3 does without list permission.
     bucket_listable: bool = True
+    #: Hostile answers: observation id -> keys that replace those of its JSON (top level),
+    #: e.g. ``{obs_id: {"id": -5}}`` or ``{obs_id: {"photos": [...]}}``.
+    observation_patches: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: photo id -> keys that replace those of its JSON wherever it is listed, e.g.
+    #: ``{photo_id: {"original_dimensions": {"width": 2**63, "height": 1}}}``.
+    photo_patches: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def classify(path: str, query: str = "") -> RequestContext:
@@ -400,6 +406,8 @@ class FakeInatServer:
         return Reply(200, body, "application/json; charset=utf-8")
 
     def _observation_bytes(self, obs_id: int) -> bytes:
+        if self.settings.observation_patches or self.settings.photo_patches:
+            return self._patched_observation(obs_id)
         if self._json_version != self.dataset.version:
             self._json_cache = {}
             self._json_version = self.dataset.version
@@ -422,6 +430,18 @@ class FakeInatServer:
         return json_reply(
             {"total_results": total, "page": page, "per_page": size, "results": results}
         )
+
+    def _patched_observation(self, obs_id: int) -> bytes:
+        """An observation as a hostile or broken server sends it (never cached)."""
+        obs = self.dataset.observation(obs_id)
+        if obs is None:
+            return b"null"
+        data = observation_json(obs, self.dataset, self.base_url)
+        photo_patches = _keyed(self.settings.photo_patches)
+        for photo in data["photos"]:
+            photo.update(photo_patches.get(photo["id"], {}))
+        data.update(_keyed(self.settings.observation_patches).get(obs_id, {}))
+        return dumps(data)
 
     def _taxa(self, params: dict[str, str]) -> Reply:
         total, page, per_page, hits = search_taxa(self.dataset, params)
@@ -571,6 +591,11 @@ class FakeInatServer:
                 {f.name: getattr(self.settings, f.name) for f in fields(ServerSettings)}
             )
         return web.json_response({"error": "Not Found", "status": 404}, status=404)
+
+
+def _keyed(patches: dict[Any, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    # Patches set through the JSON control plane arrive with string keys.
+    return {int(key): value for key, value in patches.items()}
 
 
 def _image_headers(path: str) -> dict[str, str]:

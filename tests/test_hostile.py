@@ -1,0 +1,156 @@
+"""Hostile and broken servers, over real HTTP against the fake iNaturalist (issue #14)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from support import FAST_RETRY, expected_observations
+
+from inat_async import ObservationSkipped, PhotoSkipped, download_all
+from inat_async.events import Event
+from inat_async.limits import LimitSettings
+from inat_async.models import (
+    MAX_PHOTOS_PER_OBSERVATION,
+    MAX_STORED_INT,
+    Observation,
+    parse_observation_page,
+)
+from inat_async.options import Query
+from inat_async.pipeline import _Run
+from inat_async.testing import FakeInatServer
+
+HUGE = 2**63
+
+
+def run_options(server: FakeInatServer, out: Path, limits: LimitSettings, **extra: object) -> dict:
+    return {
+        "api_url": server.api_url,
+        "out_dir": out,
+        "limits": limits,
+        "retry": FAST_RETRY,
+        **extra,
+    }
+
+
+def _photo(photo_id: object, **extra: object) -> dict:
+    return {"id": photo_id, "url": f"https://h/photos/{photo_id}/square.jpg", **extra}
+
+
+# -- numbers at the parsing boundary --------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [-5, 0, HUGE, 10**30, "-1", "9" * 5000, 1.5, True])
+def test_an_observation_id_out_of_range_is_dropped_with_its_reason(bad: object) -> None:
+    page = parse_observation_page({"results": [{"id": 7, "photos": []}, {"id": bad}]})
+    assert [o.id for o in page.observations] == [7]
+    assert page.last_id == 7  # a bad id never becomes the next id_above
+    assert page.size == 2
+    (reason,) = page.rejected
+    assert "out of range" in reason
+
+
+def test_the_largest_storable_id_is_kept() -> None:
+    page = parse_observation_page({"results": [{"id": MAX_STORED_INT}]})
+    assert page.last_id == MAX_STORED_INT and not page.rejected
+
+
+def test_photo_numbers_out_of_range() -> None:
+    observation = Observation.from_api(
+        {
+            "id": 1,
+            "user": {"id": HUGE},
+            "taxon": {"id": -3},
+            "positional_accuracy": HUGE,
+            "photos": [
+                _photo(HUGE),
+                {"id": -2, "url": "https://h/photos/2/square.jpg"},
+                {"url": f"https://h/photos/{'9' * 5000}/square.jpg"},
+                _photo(5, original_dimensions={"width": HUGE, "height": -1}),
+            ],
+        }
+    )
+    assert observation is not None
+    (photo,) = observation.photos
+    assert (photo.id, photo.width, photo.height) == (5, None, None)
+    assert [reason for reason, _ in observation.rejected] == ["invalid"] * 3
+    assert observation.user_id is None and observation.taxon_id is None
+    assert observation.positional_accuracy is None
+
+
+def test_one_photo_listed_many_times_is_taken_once_and_photos_are_capped() -> None:
+    repeated = Observation.from_api({"id": 1, "photos": [_photo(5)] * 10_000})
+    assert repeated is not None
+    assert len(repeated.photos) == 1
+    assert len(repeated.rejected) == 9_999
+    many = Observation.from_api({"id": 1, "photos": [_photo(i) for i in range(1, 10_001)]})
+    assert many is not None
+    assert len(many.photos) == MAX_PHOTOS_PER_OBSERVATION
+    assert {reason for reason, _ in many.rejected} == {"too_many"}
+    assert len(many.rejected) == 10_000 - MAX_PHOTOS_PER_OBSERVATION
+
+
+async def test_out_of_range_numbers_from_the_server_crash_nothing(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    """A negative and a huge observation id, a huge photo id and a huge width in one page:
+    the species goes on without them, the next species runs, and a rerun is clean."""
+    wanted = expected_observations(server.dataset, "Apis mellifera", Query(), 12)
+    with_photos = [o for o in wanted if o.real_photos]
+    negative, huge, bad_photo, wide = with_photos[1], with_photos[2], with_photos[3], with_photos[4]
+    server.settings.observation_patches = {negative.id: {"id": -5}, huge.id: {"id": HUGE}}
+    server.settings.photo_patches = {
+        bad_photo.real_photos[0].id: {"id": HUGE},
+        wide.real_photos[0].id: {"original_dimensions": {"width": HUGE, "height": 10**30}},
+    }
+    events: list[Event] = []
+    out = tmp_path / "out"
+    options = run_options(server, out, fast_limits, observations=12)
+    result = await download_all(
+        ["Apis mellifera", "Mantis religiosa"], on_event=events.append, **options
+    )
+    apis, mantis = result.species
+    assert apis.error is None and mantis.error is None
+    assert result.ok
+    assert apis.skipped_observations == 2
+    assert apis.skipped_invalid == 1
+    assert len([e for e in events if isinstance(e, ObservationSkipped)]) == 2
+    assert any(isinstance(e, PhotoSkipped) and e.reason == "invalid" for e in events)
+    assert mantis.photos_downloaded > 0
+    with (out / "Apis_mellifera_photos.csv").open(encoding="utf-8", newline="") as handle:
+        rows = {int(r["photo_id"]): r for r in csv.DictReader(handle)}
+    row = rows[wide.real_photos[0].id]
+    assert row["status"] == "done" and row["width"] == "" and row["height"] == ""
+    assert bad_photo.real_photos[0].id not in rows
+    with (out / "Apis_mellifera_metadata.csv").open(encoding="utf-8", newline="") as handle:
+        ids = {int(r["observation_id"]) for r in csv.DictReader(handle)}
+    assert negative.id not in ids and huge.id not in ids and -5 not in ids
+
+    again = await download_all(["Apis mellifera", "Mantis religiosa"], **options)
+    assert again.ok
+    assert again.photos_downloaded == 0
+
+
+async def test_an_unexpected_error_in_one_species_does_not_stop_the_others(
+    server: FakeInatServer,
+    tmp_path: Path,
+    fast_limits: LimitSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    screen = _Run._screen
+
+    def broken(self: _Run, species: object, observation: Observation) -> object:
+        if getattr(species, "name", "") == "Apis mellifera":
+            raise ValueError("a bug")
+        return screen(self, species, observation)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_Run, "_screen", broken)
+    result = await download_all(
+        ["Apis mellifera", "Mantis religiosa"],
+        **run_options(server, tmp_path / "out", fast_limits, observations=5),
+    )
+    apis, mantis = result.species
+    assert apis.error is not None and "ValueError: a bug" in apis.error
+    assert mantis.ok and mantis.photos_downloaded > 0
+    assert result.exit_code == 1
