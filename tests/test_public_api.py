@@ -45,6 +45,7 @@ EXPORTED = {
     "Limits",
     "LimitsError",
     "Observation",
+    "ObservationSkipped",
     "OutputConflictError",
     "PageFetched",
     "Photo",
