@@ -37,6 +37,7 @@ from .events import (
     SpeciesStarted,
     TaxonResolved,
 )
+from .export import ExportOptions, ExportResult, export_dataset
 from .limits import Limits, LimitSettings, default_limits
 from .models import Observation, Photo, Taxon
 from .options import Query
@@ -48,6 +49,7 @@ from .selection import FilterRequest, Filters, parse_search_url
 from .settings import DEFAULT_USER_AGENT, OFFICIAL_API_URL, Settings
 from .species import SpeciesEntry, read_species_csv
 from .status import DatasetStatus, SpeciesStatus, dataset_status
+from .verify import VerifyResult, verify_dataset
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -56,6 +58,8 @@ __all__ = [
     "DatasetStatus",
     "Event",
     "EventCallback",
+    "ExportOptions",
+    "ExportResult",
     "FilterRequest",
     "Filters",
     "InatClient",
@@ -95,15 +99,18 @@ __all__ = [
     "TaxonNotFoundError",
     "TaxonResolved",
     "UsageError",
+    "VerifyResult",
     "__version__",
     "dataset_status",
     "default_limits",
     "download_all",
     "download_species",
+    "export_dataset",
     "list_species",
     "parse_search_url",
     "plan_run",
     "read_species_csv",
     "resolve_selection",
+    "verify_dataset",
     "write_species_csv",
 ]

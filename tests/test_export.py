@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 from support import FAST_RETRY
 
-from inat_async import UsageError, download_all
+from inat_async import UsageError, download_all, download_species, verify_dataset
 from inat_async.export import ExportOptions, ExportResult, export_dataset
 from inat_async.limits import LimitSettings
-from inat_async.testing import FakeDataset, build_dataset
+from inat_async.testing import FakeDataset, FakeInatServer, build_dataset
 from inat_async.testing.thread import run_in_thread
 
 #: torchvision.datasets.folder.IMG_EXTENSIONS
@@ -251,3 +251,26 @@ def test_license_filter_keeps_only_those_licenses(downloaded: Downloaded, tmp_pa
     licenses = {row["license"] for split in ("train", "val", "test") if (dest / split).exists()
                 for row in _metadata(dest, split)}  # fmt: skip
     assert licenses <= {"cc-by", "cc0"} and licenses
+
+
+async def test_reexport_after_run_grew_the_dataset_changes_nothing_exported(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    out, dest = tmp_path / "out", tmp_path / "ds"
+    options = {"api_url": server.api_url, "out_dir": out, "limits": fast_limits}
+    await download_species("Apis mellifera", observations=12, retry=FAST_RETRY, **options)
+    first = export_dataset(dest, out_dir=out)
+    before = {
+        p.relative_to(dest): (p.stat().st_ino, p.read_bytes())
+        for p in dest.glob("*/*/*")
+        if p.is_file()
+    }
+    # The run goes on: more observations of the same species, some by the same observers.
+    await download_species("Apis mellifera", observations=30, retry=FAST_RETRY, **options)
+    grown = export_dataset(dest, out_dir=out)
+    assert grown.already == first.total and grown.added > 0
+    assert grown.total == first.total + grown.added
+    after = {p.relative_to(dest): p for p in dest.glob("*/*/*") if p.is_file()}
+    for relative, (inode, data) in before.items():
+        assert after[relative].stat().st_ino == inode and after[relative].read_bytes() == data
+    assert verify_dataset(dest).ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -131,3 +132,26 @@ def test_split_of_is_a_pure_function_within_the_ratios(seed: int, species: str, 
     first = split_of(ratios, seed=seed, species=species, group=group)
     assert first == split_of(ratios, seed=seed, species=species, group=group)
     assert first in ("train", "val")  # a split of ratio 0 gets nothing
+
+
+def test_observers_without_a_known_id_keep_one_split_once_their_id_is_known(
+    tmp_path: Path,
+) -> None:
+    out, dest = tmp_path / "out", tmp_path / "ds"
+    generate_run_folder(out, photos=80, observers=6, seed=1)
+    # A dataset stored before observer ids were kept: only logins.
+    with sqlite3.connect(out / ".inat-async" / "state.sqlite3") as db:
+        db.execute("UPDATE photos SET observer_id = NULL")
+    db.close()
+    options = ExportOptions.create(link="copy", split="train=0.5,val=0.25,test=0.25")
+    export_dataset(dest, out_dir=out, options=options)
+    assert {row["observer_id"] for row in _rows(dest)} == {""}  # unknown, said so
+    # The next walk meets the same observers again, with their ids.
+    generate_run_folder(
+        out, photos=80, observers=6, seed=2, first_observation_id=10**6, first_photo_id=10**6
+    )
+    export_dataset(dest, out_dir=out, options=options)
+    splits: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in _rows(dest):
+        splits[row["species"], row["observer_login"]].add(row["split"])
+    assert len(splits) > 6 and all(len(s) == 1 for s in splits.values())

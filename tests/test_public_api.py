@@ -38,6 +38,8 @@ EXPORTED = {
     "DatasetStatus",
     "Event",
     "EventCallback",
+    "ExportOptions",
+    "ExportResult",
     "InatClient",
     "InatError",
     "LimitSettings",
@@ -74,13 +76,16 @@ EXPORTED = {
     "TaxonNotFoundError",
     "TaxonResolved",
     "UsageError",
+    "VerifyResult",
     "__version__",
     "dataset_status",
     "default_limits",
     "download_all",
     "download_species",
+    "export_dataset",
     "plan_run",
     "read_species_csv",
+    "verify_dataset",
 }
 
 
