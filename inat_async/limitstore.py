@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from ._readonly import connect_readonly
 from .errors import LimitsError
 
 FILENAME: Final = "limits.sqlite3"
@@ -239,13 +240,21 @@ class LimitStore:
     True
     """
 
-    def __init__(self, path: Path | str, *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: Path | str, *, busy_timeout: float = 10.0, readonly: bool = False
+    ) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
+        #: Opened to read only (``status``): nothing is created or changed, and every
+        #: decision (a write) raises :class:`LimitsError`.
+        self.readonly = readonly
         #: Identifies this connection's reservations; random so a restarted process
         #: that got the same pid never mistakes a dead process's rows for its own.
         self.owner = uuid.uuid4().hex
         self._pid = os.getpid()
         self._next_prune = float("-inf")
+        if readonly:
+            self._open_readonly(path, busy_timeout)
+            return
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -265,6 +274,20 @@ class LimitStore:
             if isinstance(exc, LimitsError):
                 raise
             raise LimitsError(f"cannot open the limits store: {exc}", path=path) from exc
+
+    def _open_readonly(self, path: Path | str, busy_timeout: float) -> None:
+        try:
+            self._conn = connect_readonly(Path(path), timeout=busy_timeout)
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        except (OSError, sqlite3.Error) as exc:
+            raise LimitsError(f"cannot open the limits store: {exc}", path=path) from exc
+        if version > SCHEMA_VERSION:
+            self._conn.close()
+            raise LimitsError(
+                "the limits store was written by a newer inat-async; upgrade it",
+                path=self.path,
+                version=version,
+            )
 
     @classmethod
     def in_dir(cls, state_dir: Path) -> LimitStore:
@@ -293,6 +316,8 @@ class LimitStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: the write lock is held from the first read."""
         conn = self._conn
+        if self.readonly:
+            raise LimitsError("the limits store was opened to read only", path=self.path)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ._readonly import connect_readonly
 from .errors import OutputConflictError, StorageError
 from .models import Observation, Photo, Taxon
 from .options import Query
@@ -167,6 +168,16 @@ class ResumeStore:
                 store.close()
                 raise
         return store
+
+    @classmethod
+    def open_readonly(cls, out_dir: Path) -> ResumeStore:
+        """Open the store of ``out_dir`` to read it only (``status``): nothing is
+        created, migrated or changed; writing through it fails."""
+        path = out_dir / STATE_DIR / STATE_FILE
+        try:
+            return cls(connect_readonly(path, timeout=30.0), path)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the resume store {path}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()

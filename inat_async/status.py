@@ -93,7 +93,7 @@ def dataset_status(
             f"no inat-async dataset in {out} (no {STATE_DIR}/{STATE_FILE}); "
             "give the --out folder of a run"
         )
-    with ResumeStore.open(out, create=False) as store:
+    with ResumeStore.open_readonly(out) as store:
         query = store.query()
         species = []
         for state in store.all_species():
@@ -133,8 +133,6 @@ def limits_snapshot(settings: LimitSettings) -> LimitsSnapshot | None:
     state_dir = settings.resolved_state_dir()
     if not (state_dir / LIMITS_FILE).is_file():
         return None
-    limits = Limits(settings)
-    try:
-        return limits.snapshot()
-    finally:
-        limits.close()
+    # Read only: opening it to write would change the file (and its -wal/-shm).
+    with LimitStore(state_dir / LIMITS_FILE, readonly=True) as store:
+        return Limits(settings, store=store).snapshot()

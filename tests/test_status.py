@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from inat_async import download_all
 from inat_async.cli import app
 from inat_async.errors import StorageError
-from inat_async.limits import LimitSettings
+from inat_async.limits import LimitSettings, default_limits
 from inat_async.options import Query
 from inat_async.status import DatasetStatus, dataset_status
 from inat_async.testing import FakeInatServer, FaultKind
@@ -141,3 +141,44 @@ def test_status_creates_no_limits_store(dataset_dir: tuple[Path, int, int], tmp_
     done = runner.invoke(app, ["status", "--out", str(out), "--state-dir", str(nowhere)])
     assert done.exit_code == 0 and "nothing spent yet" in done.output
     assert not nowhere.exists()
+
+
+def every_file(*folders: Path, skip_shm: bool = False) -> dict[str, tuple[int, int, str]]:
+    """Each file's modification time, size and content (SQLite's -shm aside if asked)."""
+    return {
+        str(path): (
+            path.stat().st_mtime_ns,
+            path.stat().st_size,
+            hashlib.sha256(path.read_bytes()).hexdigest(),
+        )
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not (skip_shm and path.name.endswith("-shm"))
+    }
+
+
+def test_status_writes_no_file_of_either_store(
+    dataset_dir: tuple[Path, int, int], fast_limits: LimitSettings
+) -> None:
+    """#14.5: status changed the limits store's modification time; it opens both stores
+    read-only now, whether a run still has the limits store open or nobody has."""
+    out, _, _ = dataset_dir
+    state = fast_limits.state_dir
+    assert state is not None
+    runner = CliRunner()
+    args = ["status", "--out", str(out), "--state-dir", str(state)]
+    # The run's process-wide limits still hold the store open (its -wal and -shm exist):
+    # a read-only reader may take its read lock in the -shm, and changes nothing else.
+    before = every_file(out, state, skip_shm=True)
+    assert dataset_status(out, fast_limits).limits is not None
+    assert runner.invoke(app, args).exit_code == 0
+    assert every_file(out, state, skip_shm=True) == before
+    # Nobody has them open: not even a -wal or -shm may appear.
+    default_limits(fast_limits).close()
+    before = every_file(out, state)
+    assert not any(name.endswith(("-wal", "-shm")) for name in before)
+    status = dataset_status(out, fast_limits)
+    assert status.limits is not None and status.limits.bytes_day.used == status.bytes
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0 and "photos, last hour" in done.output
+    assert every_file(out, state) == before
