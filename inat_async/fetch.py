@@ -2,45 +2,68 @@
 
 A file under its final name is always complete: bytes go to a ``.part`` file next
 to the target, and ``os.replace`` moves it into place only when the whole body
-arrived, with an image content type and the announced length. Anything else
-removes the ``.part`` file and becomes a :class:`PhotoError` (a failed photo is
-data, recorded by the pipeline; it is not an :class:`~inat_async.errors.InatError`).
+arrived, with the announced length, and is an image of the announced type (see
+:mod:`inat_async.photocheck`). Anything else removes the ``.part`` file and becomes a
+:class:`PhotoError` (a failed photo is data, recorded by the pipeline; it is not an
+:class:`~inat_async.errors.InatError`), except a folder that cannot take files at all
+(a full disk, a read-only folder): that is a :class:`StorageError` and stops the run.
+
+The file work of a photo (open, write, close, rename) runs in one hop to a thread
+through ``aiofiles``, on a :class:`PhotoFiles`: the seam where tests put a full disk
+or a failing file system, as httpx takes a ``transport=``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
+import io
 import os
 import random
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, ParamSpec, TypeVar
+from typing import BinaryIO, TypeVar
 
+import aiofiles.os
 import aiohttp
-from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from .errors import StorageError
 from .events import EventCallback, ignore, wait_reporter
 from .limits import Limits, Reservation
+from .photocheck import TAIL_BYTES, check_image
 from .retry import RetryPolicy, parse_retry_after
 
 #: Most bytes taken from the response at once.
 CHUNK = 256 * 1024
-#: Bytes a download holds before writing them out: a photo up to this size is written
-#: with one call, a larger one in pieces of this size, so memory stays near
-#: ``workers x WRITE_BUFFER`` whatever the photo size.
+#: Bytes a download holds before writing them out: a photo up to this size is written in
+#: one hop to a thread (open, write, close, rename), a larger one in pieces of this size,
+#: so memory stays near ``workers x WRITE_BUFFER`` whatever the photo size.
 WRITE_BUFFER = 1024 * 1024
-#: Writes up to this size run in place: copying them to the page cache costs less than
-#: handing them to a thread (a round trip and the GIL changing hands: 0.1 to 0.3 ms of
-#: CPU per photo on a 2-core machine). Bigger ones go to the default executor, so the
-#: event loop never stalls long on a slow disk.
-IN_PLACE_WRITE = 256 * 1024
+#: Most bytes a photo of each size may have: a few times the largest real one (iNaturalist
+#: re-encodes every size; originals are at most 2048 pixels on their long side). A body
+#: over the cap, announced or streamed, fails its photo, so an endless body cannot fill
+#: the disk or overrun a byte budget by more than this per photo in flight.
+MAX_PHOTO_BYTES = {
+    "square": 1_000_000,
+    "thumb": 1_000_000,
+    "small": 2_000_000,
+    "medium": 8_000_000,
+    "large": 25_000_000,
+    "original": 100_000_000,
+}
+#: The longest ``Retry-After`` a photo host may ask for: the worker waits that long at most;
+#: a longer one fails the photo at once with the wait it asked for (a rerun tries again).
+MAX_PHOTO_RETRY_AFTER = 300.0
+#: Every download may take this long, plus the time its size needs at :data:`MIN_RATE`: a
+#: body that trickles (a byte a minute keeps a socket's read timeout from firing) ends.
+BASE_TIMEOUT = 60.0
+#: Bytes per second below which a photo is abandoned, averaged over the whole download.
+MIN_RATE = 2_000
 
-_P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 CONTENT_TYPE_EXTENSIONS = {
@@ -55,6 +78,15 @@ CONTENT_TYPE_EXTENSIONS = {
 }
 #: Every extension a photo without one in its URL can be saved with.
 SAVED_EXTENSIONS = tuple(sorted(set(CONTENT_TYPE_EXTENSIONS.values())))
+#: Errors of one photo's own path (a directory squatting on its name, a name the file
+#: system refuses, a link where the file goes): that photo fails, the run goes on. Any
+#: other ``OSError`` means the folder cannot take files and stops the run.
+PER_PHOTO_ERRNOS = frozenset(
+    {errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL, errno.EFBIG}
+)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
 
 
 class PhotoError(Exception):
@@ -89,6 +121,38 @@ def extension_for(content_type: str) -> str:
     return CONTENT_TYPE_EXTENSIONS.get(content_type, "jpg")
 
 
+class PhotoFiles:
+    """The file system photos are written to; every method runs in a worker thread.
+
+    The default writes to the local disk. Tests pass a subclass to :class:`PhotoFetcher`
+    (or ``files=`` to :func:`~inat_async.download_all`) to simulate a full disk or a
+    failing file system without touching the real one.
+    """
+
+    def create(self, path: Path) -> BinaryIO:
+        """A new file at ``path``, opened for writing. Never follows a link and never
+        reuses an existing file, so nothing lands outside the folder through a link."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC | _BINARY
+        fd = os.open(path, flags, 0o666)  # the umask decides, as for any file the user makes
+        return os.fdopen(fd, "wb")
+
+    def read(self, path: Path) -> BinaryIO:
+        """A file written by :meth:`create`, opened for reading (to check its header)."""
+        return path.open("rb")
+
+    def replace(self, source: Path, target: Path) -> None:
+        """Move ``source`` to ``target`` atomically (a link at ``target`` is replaced,
+        never followed)."""
+        source.replace(target)
+
+    def remove(self, path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+LOCAL_FILES = PhotoFiles()
+
+
 class PhotoFetcher:
     """Downloads photos with retries, under the shared byte ledger."""
 
@@ -101,12 +165,22 @@ class PhotoFetcher:
         on_event: EventCallback = ignore,
         estimate: int = 100_000,
         timeout: aiohttp.ClientTimeout | None = None,
+        files: PhotoFiles | None = None,
+        max_bytes: int = MAX_PHOTO_BYTES["original"],
+        base_timeout: float = BASE_TIMEOUT,
+        min_rate: float = MIN_RATE,
+        max_retry_after: float = MAX_PHOTO_RETRY_AFTER,
     ) -> None:
         self._session = session
         self._limits = limits
         self._retry = retry or RetryPolicy()
         self._on_wait = wait_reporter(on_event)
         self._timeout = timeout or aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
+        self._files = files or LOCAL_FILES
+        self._max_bytes = max_bytes
+        self._base_timeout = base_timeout
+        self._min_rate = min_rate
+        self._max_retry_after = max_retry_after
         self._rng = random.Random()
         # A running mean of real sizes makes reservations close to the truth.
         self._mean = float(estimate)
@@ -125,21 +199,25 @@ class PhotoFetcher:
         last: PhotoError | None = None
         for attempt in range(self._retry.attempts):
             reservation = await self._limits.reserve(self.estimate, on_wait=self._on_wait)
+            body = _Body(part, self._files)
             try:
-                body = await self._receive(url, part, reservation)
+                await self._receive(url, body, reservation)
+                fetched = await body.finish(target)
             except PhotoError as exc:
-                reservation.release(received=exc.received)
+                reservation.release(received=body.received)
                 if not exc.retryable:
                     raise
                 last = exc
                 wait = exc.retry_after
             except BaseException:
-                reservation.release()  # charges what arrived; _receive removed the part file
+                # Cancelled or a broken folder: charges the bytes that did cross the network.
+                reservation.release()
+                await body.discard()
                 raise
             else:
                 reservation.commit(body.received)
                 self._learn(body.received)
-                return await body.finish(target)
+                return fetched
             if attempt + 1 < self._retry.attempts:
                 await asyncio.sleep(
                     wait if wait is not None else self._retry.delay(attempt, self._rng)
@@ -147,22 +225,36 @@ class PhotoFetcher:
         assert last is not None
         raise PhotoError(f"{last.reason} (after {self._retry.attempts} attempts)", retryable=True)
 
-    async def _receive(self, url: str, part: Path, reservation: Reservation) -> _Body:
-        """The whole body, checked: at most its last ``WRITE_BUFFER`` bytes still in memory."""
-        body = _Body(part)
+    async def _receive(self, url: str, body: _Body, reservation: Reservation) -> None:
+        """Stream the whole body into ``body``, checked: at most ``WRITE_BUFFER`` bytes of it
+        still in memory when this returns."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = asyncio.timeout_at(
+            started + self._base_timeout + self._max_bytes / self._min_rate
+        )
         try:
-            async with self._session.get(url, timeout=self._timeout) as response:
-                _check_status(response)
+            async with deadline, self._session.get(url, timeout=self._timeout) as response:
+                _check_status(response, self._max_retry_after)
                 content_type = response.content_type.lower()
                 if not content_type.startswith("image/"):
                     raise PhotoError(
-                        f"the server sent {content_type or 'no content type'}, not an image",
+                        f"the server sent {_printable(content_type) or 'no content type'}, "
+                        "not an image",
                         retryable=True,
                     )
                 body.content_type = content_type
                 expected = response.content_length
+                if expected is not None:
+                    if expected > self._max_bytes:
+                        raise _too_big(self._max_bytes, f"announces {expected:,} bytes")
+                    # Time enough for the announced size at the lowest rate, no more.
+                    deadline.reschedule(started + self._base_timeout + expected / self._min_rate)
                 async for chunk in response.content.iter_chunked(CHUNK):
                     reservation.add_received(len(chunk))
+                    if body.received + len(chunk) > self._max_bytes:
+                        body.received += len(chunk)
+                        raise _too_big(self._max_bytes, "sent more")
                     if body.add(chunk):
                         await body.flush()
                 if expected is not None and body.received != expected:
@@ -172,56 +264,65 @@ class PhotoFetcher:
                     )
                 if body.received == 0:
                     raise PhotoError("the server sent an empty body", retryable=True)
-                return body
         except BaseException as exc:
-            body.discard()
-            if isinstance(exc, PhotoError):
-                exc.received = body.received
+            await body.discard()
+            if isinstance(exc, PhotoError | StorageError):
                 raise
             if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
-                reason = f"the body was cut off ({body.received} bytes): {exc}"
+                reason = f"the body was cut off ({body.received} bytes): {type(exc).__name__}"
             elif isinstance(exc, TimeoutError):
-                reason = "timed out"
+                seconds = loop.time() - started
+                reason = (
+                    f"too slow: {body.received:,} bytes in {seconds:.0f} s"
+                    if deadline.expired()
+                    else "timed out"
+                )
             elif isinstance(exc, aiohttp.ClientError):
-                reason = f"{type(exc).__name__}: {exc}"
-            elif isinstance(exc, OSError):
-                raise StorageError(f"cannot write {part.parent}: {exc.strerror}") from exc
+                reason = f"{type(exc).__name__}: {_printable(str(exc))}"
             else:
                 raise
-            error = PhotoError(reason, retryable=True)
-            error.received = body.received
-            raise error from exc
+            raise PhotoError(reason, retryable=True) from exc
+
+
+def _too_big(cap: int, how: str) -> PhotoError:
+    return PhotoError(
+        f"the photo is larger than the {cap:,}-byte cap of its size (the server {how})",
+        retryable=False,
+    )
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Server-made text made safe for a CSV cell and a terminal line."""
+    clean = "".join(c if c.isprintable() else "?" for c in text)
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
 class _Body:
     """A photo body on its way to its ``.part`` file.
 
-    Bytes are hashed as they arrive and held until ``WRITE_BUFFER`` of them are pending,
-    so a typical photo is written with one ``write``: in place when it is small (see
-    :data:`IN_PLACE_WRITE`), else in the executor, where the cost of a thread round trip
-    is then paid once per megabyte, not once per chunk and per file operation. Opening,
-    closing and renaming are quick metadata calls made in place, like the resume store's
-    commits.
+    Bytes are hashed as they arrive and held until ``WRITE_BUFFER`` of them are pending, so
+    a typical photo reaches the disk in one hop to a thread that opens, writes, checks,
+    closes and renames it. The tail of the body is kept for the image check.
     """
 
     __slots__ = (
         "_chunks",
         "_digest",
-        "_handle",
+        "_file",
+        "_tail",
         "buffered",
         "content_type",
-        "part",
         "received",
     )
 
-    def __init__(self, part: Path) -> None:
-        self.part = part
+    def __init__(self, part: Path, files: PhotoFiles) -> None:
         self.content_type = ""
         self.received = 0
         self.buffered = 0
         self._chunks: list[bytes] = []
         self._digest = hashlib.sha256()
-        self._handle: BinaryIO | None = None
+        self._file = _PartFile(part, files)
+        self._tail = b""
 
     def add(self, chunk: bytes) -> bool:
         """Take one chunk; True when ``WRITE_BUFFER`` bytes are pending (flush them)."""
@@ -229,63 +330,117 @@ class _Body:
         self._chunks.append(chunk)
         self.received += len(chunk)
         self.buffered += len(chunk)
+        self._tail = (self._tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
         return self.buffered >= WRITE_BUFFER
 
-    async def flush(self) -> None:
-        if self._handle is None:
-            self._handle = self.part.open("wb")  # closed by finish() or discard()
-        executor = _IN_PLACE if self.buffered <= IN_PLACE_WRITE else None
-        file = AsyncBufferedIOBase(self._handle, loop=None, executor=executor)
+    def _take(self) -> bytes:
         chunks, self._chunks, self.buffered = self._chunks, [], 0
-        await file.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def flush(self) -> None:
+        await _hop(self._file.write, self._take())
 
     async def finish(self, target: Callable[[str], Path]) -> Fetched:
-        """Write what is left, close the file and rename it to ``target(content_type)``."""
-        final = self.part
-        try:
-            final = target(self.content_type)
-            if self._chunks or self._handle is None:
-                await self.flush()
-            handle, self._handle = self._handle, None
-            assert handle is not None
-            handle.close()
-            self.part.replace(final)
-        except OSError as exc:
-            self.discard()
-            raise StorageError(f"cannot write {final}: {exc.strerror}") from exc
-        except BaseException:
-            self.discard()
-            raise
+        """Write what is left, check, close and rename to ``target(content_type)``: one hop."""
+        final = target(self.content_type)
+        await _hop(self._file.finish, self._take(), final, self._tail, self.content_type)
         return Fetched(final, self.received, self._digest.hexdigest(), self.content_type)
 
-    def discard(self) -> None:
-        """Close and delete the part file. A write still running in the executor finishes
-        first (closing waits for it), so nothing is written after this returns."""
+    async def discard(self) -> None:
+        """Close and delete the part file, off the loop. It runs even if the task is cancelled
+        while waiting, and after any write still running (see :class:`_PartFile`)."""
         self._chunks = []
+        future = asyncio.get_running_loop().run_in_executor(None, self._file.discard)
+        await asyncio.shield(future)
+
+
+class _PartFile:
+    """The synchronous file work of one photo, run in worker threads. A lock orders the
+    hops of one photo, so a discard never overlaps a write still running in a thread."""
+
+    __slots__ = ("_files", "_handle", "_lock", "part")
+
+    def __init__(self, part: Path, files: PhotoFiles) -> None:
+        self.part = part
+        self._files = files
+        self._handle: BinaryIO | None = None
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        with self._lock, _storage_errors(self.part):
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if self._handle is None:
+            self._handle = self._files.create(self.part)
+        self._handle.write(data)
+
+    def finish(self, data: bytes, final: Path, tail: bytes, kind: str) -> None:
+        """Write the last bytes, check the image, close and rename; on any failure the part
+        file is gone. A body that was never flushed is checked in memory, before any write;
+        a longer one from its file, whose header Pillow reads no further than it needs."""
+        with self._lock:
+            try:
+                with _storage_errors(final):
+                    in_memory = self._handle is None
+                    if in_memory:
+                        _raise_unless_image(io.BytesIO(data), tail, kind)
+                    if data or in_memory:
+                        self._write(data)
+                    handle, self._handle = self._handle, None
+                    assert handle is not None
+                    handle.close()
+                    if not in_memory:
+                        with self._files.read(self.part) as written:
+                            _raise_unless_image(written, tail, kind)
+                    self._files.replace(self.part, final)
+            except BaseException:
+                self._discard()
+                raise
+
+    def discard(self) -> None:
+        with self._lock:
+            self._discard()
+
+    def _discard(self) -> None:
         handle, self._handle = self._handle, None
-        if handle is not None:
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
+            if handle is not None:
                 handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.part.unlink()
+            self._files.remove(self.part)
 
 
-class _InPlace(Executor):
-    """An executor that runs each call at once, in the calling thread."""
-
-    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
-        future: Future[_T] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # delivered to the awaiting task, as from a thread
-            future.set_exception(exc)
-        return future
+def _raise_unless_image(source: BinaryIO, tail: bytes, kind: str) -> None:
+    problem = check_image(source, tail, kind)
+    if problem is not None:
+        raise PhotoError(problem, retryable=True)
 
 
-_IN_PLACE = _InPlace()
+@contextlib.contextmanager
+def _storage_errors(path: Path) -> Iterator[None]:
+    """An error of this photo's own path fails the photo; any other stops the run."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if exc.errno in PER_PHOTO_ERRNOS:
+            raise PhotoError(f"cannot write {path.name}: {reason}", retryable=False) from exc
+        raise StorageError(f"cannot write {path}: {reason}") from exc
 
 
-def _check_status(response: aiohttp.ClientResponse) -> None:
+def _call(fn: Callable[..., _T], *args: object) -> _T:
+    return fn(*args)
+
+
+#: One hop to the loop's default executor, through aiofiles' public wrapper.
+_off_loop = aiofiles.os.wrap(_call)
+
+
+async def _hop(fn: Callable[..., None], *args: object) -> None:
+    await _off_loop(fn, *args)
+
+
+def _check_status(response: aiohttp.ClientResponse, max_retry_after: float) -> None:
     status = response.status
     if status == 200:
         return
@@ -295,8 +450,22 @@ def _check_status(response: aiohttp.ClientResponse) -> None:
         )
     if status == 429 or status >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None and retry_after > max_retry_after:
+            # A worker never sleeps for days: the photo fails now and a rerun tries again.
+            raise PhotoError(
+                f"HTTP {status}: the server asked to wait {_duration(retry_after)} "
+                f"(more than {_duration(max_retry_after)})",
+                retryable=False,
+            )
         raise PhotoError(f"HTTP {status}", retryable=True, retry_after=retry_after)
     raise PhotoError(f"HTTP {status}", retryable=status in (403, 408))
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86_400), ("hours", 3_600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def remove_stale_parts(folder: Path) -> int:

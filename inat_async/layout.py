@@ -88,6 +88,21 @@ class Layout:
     def images_dir(self, species: str) -> Path:
         return self.out_dir / f"{species_dir_name(species)}_images"
 
+    def make_images_dir(self, species: str) -> Path:
+        """Create the image folder of ``species``. A link there is refused: the photos
+        would land outside the output folder, which the tool promises never to write."""
+        images = self.images_dir(species)
+        if images.is_symlink():
+            raise StorageError(
+                f"{images} is a symbolic link: photos would be written outside {self.out_dir}; "
+                "replace it with a real folder or choose another --out"
+            )
+        try:
+            images.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {images}: {exc.strerror}") from exc
+        return images
+
     def metadata_csv(self, species: str) -> Path:
         return self.out_dir / f"{species_dir_name(species)}_metadata.csv"
 

@@ -54,9 +54,11 @@ from .events import (
     ignore,
 )
 from .fetch import (
+    MAX_PHOTO_BYTES,
     SAVED_EXTENSIONS,
     PhotoError,
     PhotoFetcher,
+    PhotoFiles,
     extension_for,
     part_name,
     remove_stale_parts,
@@ -105,6 +107,7 @@ async def download_species(
     session: aiohttp.ClientSession | None = None,
     limits: Limits | LimitSettings | None = None,
     on_event: EventCallback = ignore,
+    files: PhotoFiles | None = None,
 ) -> SpeciesResult:
     """Download the photos and metadata of one species; returns its counts.
 
@@ -125,7 +128,9 @@ async def download_species(
 
     ``session`` is a caller's aiohttp session (left open); ``limits`` the budgets, by
     default the process-wide ones, so concurrent calls share them; ``on_event``
-    receives the progress events. A bad or unknown option raises
+    receives the progress events; ``files`` is where photo bytes are written (a
+    :class:`~inat_async.fetch.PhotoFiles`: the local disk unless a test injects a full
+    one). A bad or unknown option raises
     :class:`~inat_async.errors.UsageError` before anything is created.
 
     >>> result = await download_species("Apis mellifera", observations=50)  # doctest: +SKIP
@@ -149,7 +154,12 @@ async def download_species(
         )
     entry = SpeciesEntry(name=normalise_name(name), start_id=start_id, taxon_id=taxon_id)
     run = await download_all(
-        [entry], settings=settings, session=session, limits=limits, on_event=on_event
+        [entry],
+        settings=settings,
+        session=session,
+        limits=limits,
+        on_event=on_event,
+        files=files,
     )
     return run.species[0]
 
@@ -172,6 +182,7 @@ async def download_all(
     session: aiohttp.ClientSession | None = None,
     limits: Limits | LimitSettings | None = None,
     on_event: EventCallback = ignore,
+    files: PhotoFiles | None = None,
 ) -> RunResult:
     """Download a whole species list with one shared worker pool (what the CLI runs).
 
@@ -209,7 +220,7 @@ async def download_all(
         store = ResumeStore.open(settings.out_dir, settings.query)
         try:
             store.note_api_url(settings.api_url)  # for exports' manifests and cards
-            run = _Run(settings, session, shared_limits, store, on_event)
+            run = _Run(settings, session, shared_limits, store, on_event, files=files)
             return await run.run(entries)
         finally:
             store.close()
@@ -273,6 +284,7 @@ class _Run:
         store: ResumeStore,
         on_event: EventCallback,
         source: Source | None = None,
+        files: PhotoFiles | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -293,6 +305,8 @@ class _Run:
             retry=settings.retry,
             on_event=on_event,
             estimate=TYPICAL_BYTES[settings.query.size],
+            files=files,
+            max_bytes=MAX_PHOTO_BYTES[settings.query.size],
         )
         #: The species opened so far, in the list's order.
         self.species: list[_Species] = []
@@ -439,11 +453,7 @@ class _Run:
         result.taxon, result.matched_term = taxon, matched_term
         self.emit(TaxonResolved(name, taxon, matched_term))
 
-        images = self.layout.images_dir(name)
-        try:
-            images.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create {images}: {exc.strerror}") from exc
+        images = self.layout.make_images_dir(name)
         remove_stale_parts(images)
 
         state = self.store.species(name)

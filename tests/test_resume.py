@@ -6,12 +6,13 @@ import csv
 import errno
 import socket
 from pathlib import Path
+from typing import BinaryIO, cast
 
-import aiofiles.threadpool.binary
 import pytest
 from support import FAST_RETRY, expected_files, saved_files
 
 from inat_async import StorageError, download_all, download_species
+from inat_async.fetch import PhotoFiles
 from inat_async.limits import LimitSettings
 from inat_async.options import Query
 from inat_async.resume import DONE, ResumeStore
@@ -186,23 +187,38 @@ async def test_an_unreachable_api_is_a_clear_error(
     assert not result.ok
 
 
+class FullDisk(PhotoFiles):
+    """A disk that takes the first bytes of a file, then has no space left."""
+
+    def create(self, path: Path) -> BinaryIO:
+        handle = super().create(path)
+        handle.write(b"\xff\xd8 the first bytes")
+        handle.flush()
+        return cast(BinaryIO, _NoSpace(handle))
+
+
+class _NoSpace:
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self) -> None:
+        self._handle.close()
+
+
 async def test_a_full_disk_stops_with_a_clear_error_and_leaves_no_partial_file(
-    server: FakeInatServer,
-    tmp_path: Path,
-    fast_limits: LimitSettings,
-    monkeypatch: pytest.MonkeyPatch,
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
 ) -> None:
     out = tmp_path / "out"
     await download_species(SPECIES, observations=3, **options(server, out, fast_limits))
     done_before = saved_files(images(out))
 
-    async def full(self: object, data: bytes) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(aiofiles.threadpool.binary.AsyncBufferedIOBase, "write", full)
     with pytest.raises(StorageError, match="No space left on device"):
-        await download_species(SPECIES, observations=8, **options(server, out, fast_limits))
-    monkeypatch.undo()
+        await download_species(
+            SPECIES, observations=8, files=FullDisk(), **options(server, out, fast_limits)
+        )
     assert saved_files(images(out)) == done_before
     assert not list(out.rglob("*.part"))
     # The state is consistent: a rerun with space again finishes the job exactly.

@@ -48,6 +48,19 @@ class FaultKind(StrEnum):
     """HTTP 200 with valid JSON that is not a result page (no ``results`` list)."""
     STALL = "stall"
     """Wait ``delay`` seconds, then answer normally: for client timeouts."""
+    ENDLESS = "endless"
+    """HTTP 200, the genuine content type, no Content-Length, and a body that never ends
+    (the genuine head, then filler until the client hangs up, or ``length`` bytes)."""
+    HUGE_LENGTH = "huge_length"
+    """HTTP 200 announcing ``length`` bytes in Content-Length; the genuine body, then close."""
+    SHORT_LENGTH = "short_length"
+    """HTTP 200 whose Content-Length announces ``cut_at`` of the body, and only that much
+    follows: a lying length that a client reading to the length takes as complete."""
+    TRICKLE = "trickle"
+    """HTTP 200 with the genuine headers, then the body one byte every ``delay`` seconds."""
+    NOT_AN_IMAGE = "not_an_image"
+    """HTTP 200 announcing the genuine image type and length; the body is ``length`` bytes
+    of 0xFF (the genuine length when ``length`` is None) or the HTML page of a portal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +103,10 @@ class FaultRule:
     delay: float = 30.0
     #: Share of the body a TRUNCATED answer sends before closing.
     cut_at: float = 0.5
+    #: Bytes of an ENDLESS body, HUGE_LENGTH's announced length, NOT_AN_IMAGE's body.
+    length: int | None = None
+    #: NOT_AN_IMAGE: send an HTML page instead of 0xFF bytes.
+    html: bool = False
     matched: int = 0
     fired: int = 0
     _attempts: dict[str, int] = field(default_factory=dict, repr=False)
@@ -175,6 +192,8 @@ class Faults:
         cut_at: float = 0.5,
         retry_after: int = 1,
         delay: float = 30.0,
+        length: int | None = None,
+        html: bool = False,
     ) -> FaultRule:
         """Spoil the next ``times`` fetches of one photo (any size unless ``size``)."""
         return self.add(
@@ -189,6 +208,8 @@ class Faults:
                 cut_at=cut_at,
                 retry_after=retry_after,
                 delay=delay,
+                length=length,
+                html=html,
             )
         )
 

@@ -295,12 +295,66 @@ class FakeInatServer:
             if rule.kind is FaultKind.STALL:
                 await asyncio.sleep(rule.delay)
         reply = self._reply(request, ctx)
+        if rule is not None and rule.kind in _HOSTILE_BODIES and reply.status == 200:
+            return await self._hostile(request, record, rule, reply)
         if rule is None or rule.kind is FaultKind.STALL:
             ranged = ctx.kind == "photo" or ctx.path.startswith("/s3/")
             return await self._send(request, record, reply, ranged=ranged)
         if rule.kind is FaultKind.TRUNCATED:
             return await self._send(request, record, reply, cut_at=rule.cut_at)
         return await self._send(request, record, spoiled(rule, ctx.kind, ctx.path, reply))
+
+    async def _hostile(
+        self, request: web.Request, record: RequestRecord, rule: FaultRule, reply: Reply
+    ) -> web.StreamResponse:
+        """A 200 whose body or length lies: see the kinds in :data:`_HOSTILE_BODIES`."""
+        body, kind = reply.body, rule.kind
+        headers = {**reply.headers, "Content-Type": reply.content_type}
+        response = web.StreamResponse(status=200, headers=headers)
+        record.status = 200
+        if kind is FaultKind.HUGE_LENGTH:
+            response.content_length = rule.length or 10**12
+        elif kind is FaultKind.SHORT_LENGTH:
+            body = body[: max(1, int(len(body) * rule.cut_at))]
+            response.content_length = len(body)
+        elif kind is FaultKind.NOT_AN_IMAGE:
+            if rule.html:
+                body = b"<html><body>Please log in to the network</body></html>"
+            else:
+                body = b"\xff" * (rule.length or len(body))
+            response.content_length = len(body)
+        elif kind is FaultKind.TRICKLE:
+            response.content_length = len(body)
+        else:  # ENDLESS: chunked, no length
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            if kind is FaultKind.ENDLESS:
+                await response.write(body[:1024])
+                record.bytes_sent = 1024
+                filler = b"\0" * 65536
+                while record.bytes_sent < (rule.length or 1 << 30):
+                    await response.write(filler)
+                    record.bytes_sent += len(filler)
+            elif kind is FaultKind.TRICKLE:
+                for offset in range(len(body)):
+                    await response.write(body[offset : offset + 1])
+                    record.bytes_sent += 1
+                    await asyncio.sleep(rule.delay)
+            else:
+                await response.write(body)
+                record.bytes_sent = len(body)
+            if kind is FaultKind.HUGE_LENGTH:
+                if request.transport is not None:
+                    request.transport.close()
+                record.outcome = "cut"
+                return response
+            await response.write_eof()
+        except ConnectionError:
+            record.outcome = "aborted"
+            return response
+        record.outcome = "complete"
+        return response
 
     def _throttled(self) -> int | None:
         """Seconds until a slot frees when over ``throttle_per_minute``, else None."""
@@ -596,6 +650,18 @@ class FakeInatServer:
 def _keyed(patches: dict[Any, dict[str, Any]]) -> dict[int, dict[str, Any]]:
     # Patches set through the JSON control plane arrive with string keys.
     return {int(key): value for key, value in patches.items()}
+
+
+#: Fault kinds answered by :meth:`FakeInatServer._hostile`: a 200 whose body or length lies.
+_HOSTILE_BODIES = frozenset(
+    {
+        FaultKind.ENDLESS,
+        FaultKind.HUGE_LENGTH,
+        FaultKind.SHORT_LENGTH,
+        FaultKind.TRICKLE,
+        FaultKind.NOT_AN_IMAGE,
+    }
+)
 
 
 def _image_headers(path: str) -> dict[str, str]:
