@@ -233,19 +233,17 @@ async def _plan_species(
         sampled_photos=kept,
         photos=photos,
         bytes=photos * TYPICAL_BYTES[query.size],
-        requests=requests + _walk_requests(take, remaining, available),
+        requests=requests + _walk_requests(take, remaining),
     )
 
 
-def _walk_requests(take: int, remaining: int, available: int) -> int:
-    """Observation pages a run sends: full pages, plus the empty page that ends a walk
-    which runs out of observations before ``-o``."""
+def _walk_requests(take: int, remaining: int) -> int:
+    """Observation pages a run sends: the pages it takes, or the one page that says
+    there is nothing (a page that holds all that is left ends the walk: see
+    :class:`~inat_async.sources.ApiSource`)."""
     if remaining <= 0:
         return 0
-    pages = math.ceil(take / MAX_PER_PAGE)
-    if take < remaining or available == 0:
-        pages += 1
-    return pages
+    return max(1, math.ceil(take / MAX_PER_PAGE))
 
 
 def request_seconds(requests: int, limits: LimitSettings) -> float:

@@ -219,3 +219,23 @@ async def test_the_api_source_counts_with_and_without_a_sample(
     assert counted.total == len(available)
     assert [o.id for o in counted.sample] == [o.id for o in available[:5]]
     assert only == ObservationCount(len(available) - 3)
+
+
+async def test_a_species_smaller_than_asked_costs_two_requests_as_the_dry_run_says(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    """Its one page holds all that is left (total_results says so): no empty page after it."""
+    name = "Mantis religiosa"
+    available = len(expected_observations(server.dataset, name, Query(), 10**9))
+    assert 0 < available < 100
+    options = {"api_url": server.api_url, "out_dir": tmp_path / "out", "retry": FAST_RETRY}
+    plan = await plan_run(
+        [SpeciesEntry(name)],
+        settings=Settings.create(observations=100, **options),  # type: ignore[arg-type]
+        limits=fast_limits,
+    )
+    server.log.clear()
+    result = await download_species(name, observations=100, limits=fast_limits, **options)
+    assert result.ok and result.observations == available
+    assert [r.path for r in server.log.records("api")] == ["/v1/taxa", "/v1/observations"]
+    assert plan.species[0].requests == 2

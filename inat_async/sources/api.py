@@ -8,6 +8,7 @@ many are open).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import AsyncGenerator
 
@@ -34,10 +35,18 @@ class ApiSource:
     async def taxon_by_id(self, taxon_id: int, *, species: str | None = None) -> Taxon:
         return await self.client.taxon_by_id(taxon_id, species=species)
 
-    def observation_pages(
+    async def observation_pages(
         self, taxon_id: int, query: Query, *, id_above: int = 0, species: str | None = None
     ) -> AsyncGenerator[ObservationPage, None]:
-        return self.client.observation_pages(taxon_id, query, id_above=id_above, species=species)
+        pages = self.client.observation_pages(taxon_id, query, id_above=id_above, species=species)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                yield page
+                if page.total_results is not None and page.size >= page.total_results:
+                    # total_results counts what was left above this page's id_above: it
+                    # held them all, and the empty page that would say so costs a request
+                    # (a third of a small species' requests).
+                    return
 
     async def count(
         self,
