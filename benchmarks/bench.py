@@ -5,6 +5,7 @@ Run from the repository root (about 4 minutes; ``--quick``, a smoke test, under 
     python benchmarks/bench.py            # the full table and the four targets
     python benchmarks/bench.py --quick    # fewer photos, no 20,000-photo run
     python benchmarks/bench.py --profile  # pyinstrument on the no-latency, 8-worker run
+    python benchmarks/bench.py --walk     # only the walk-ahead scenarios of issue 9
 
 The exit status is 0 when every target passes.
 
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -127,10 +129,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def fake_server(observations: int, scale: float) -> Iterator[Server]:
+def fake_server(
+    observations: int, scale: float, *, species: dict[str, int] | None = None, heavy: bool = False
+) -> Iterator[Server]:
+    counts = species or {SPECIES: observations}
     command = [
         *(sys.executable, "-m", "inat_async.testing", "--port", "0"),
-        *("--species", f"{SPECIES}={observations}", "--photo-bytes-scale", str(scale)),
+        *(arg for name, count in counts.items() for arg in ("--species", f"{name}={count}")),
+        *("--photo-bytes-scale", str(scale)),
+        *(("--heavy-pages",) if heavy else ()),
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
@@ -142,7 +149,8 @@ def fake_server(observations: int, scale: float) -> Iterator[Server]:
         server = Server(api_url, summary["base_url"], process)
         # Warm the server's JSON cache: the first walk of a page costs it more. (The walk
         # takes API slots from the limits store in $BENCH_STATE_DIR, set by main().)
-        asyncio.run(_collect_urls(api_url, observations, "medium"))
+        if SPECIES in counts:
+            asyncio.run(_collect_urls(api_url, observations, "medium"))
         yield server
     finally:
         process.send_signal(signal.SIGTERM)
@@ -219,6 +227,42 @@ async def _plain(urls: list[str], out: Path, workers: int) -> dict[str, Any]:
     return {"photos": totals[0], "bytes": totals[1], "failures": 0}
 
 
+async def _plain_walk(spec: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The whole job done plainly: look the taxon up, walk every page (``id_above``, one
+    ``json.loads`` each), then fetch the photos as :func:`_plain` does. No limits."""
+    import aiohttp
+
+    from inat_async.models import photo_url_for_size
+
+    api, size, wanted = spec["api_url"], spec["size"], spec["observations"]
+    urls: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{api}/taxa", params={"q": SPECIES}) as response:
+            taxa = json.loads(await response.read())["results"]
+        taxon_id = next(t["id"] for t in taxa if t["name"].lower() == SPECIES.lower())
+        id_above = taken = 0
+        while taken < wanted:
+            params = {
+                "taxon_id": taxon_id,
+                "photos": "true",
+                "order_by": "id",
+                "order": "asc",
+                "per_page": 200,
+                "id_above": id_above,
+            }
+            async with session.get(f"{api}/observations", params=params) as response:
+                results = json.loads(await response.read())["results"]
+            if not results:
+                break
+            for observation in results[: wanted - taken]:
+                for photo in observation["photos"]:
+                    with contextlib.suppress(ValueError):  # a placeholder: not a photo
+                        urls.append(photo_url_for_size(photo["url"], size))
+            taken += len(results)
+            id_above = results[-1]["id"]
+    return await _plain(urls, out, spec["workers"])
+
+
 async def _pipeline(spec: dict[str, Any], out: Path) -> dict[str, Any]:
     from inat_async import PhotoDownloaded, download_all
 
@@ -228,6 +272,9 @@ async def _pipeline(spec: dict[str, Any], out: Path) -> dict[str, Any]:
         if budget
         else _fast_limits()
     )
+    if spec.get("real_pace"):
+        # iNaturalist's own pace (a burst of 5, then one request a second).
+        limits = dataclasses.replace(limits, requests_per_minute=60, burst=5)
     totals = [0, 0]  # photos, bytes: counted, not kept, so they cost no memory
 
     def on_event(event: Any) -> None:
@@ -236,11 +283,11 @@ async def _pipeline(spec: dict[str, Any], out: Path) -> dict[str, Any]:
             totals[1] += event.bytes
 
     run = download_all(
-        [SPECIES],
+        spec.get("species", [SPECIES]),
         limits=limits,
         on_event=on_event,
         api_url=spec["api_url"],
-        observations=observations_for(spec["photos"]),
+        observations=spec.get("observations") or observations_for(spec["photos"]),
         quality="any",
         license="any",
         size=spec["size"],
@@ -274,6 +321,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     cpu, wall = time.process_time(), time.perf_counter()
     if spec["client"] == "plain":
         outcome = asyncio.run(_plain(urls, out, spec["workers"]))
+    elif spec["client"] == "plain-walk":
+        outcome = asyncio.run(_plain_walk(spec, out))
     else:
         outcome = asyncio.run(_pipeline(spec, out))
     return {
@@ -549,6 +598,103 @@ def benchmark(plan: Plan, work: Path) -> tuple[list[Row], list[tuple[str, bool, 
     return rows, sorted(checks)
 
 
+# -- the walk ahead (issue 9): many species on a slow API; the whole job on heavy pages ------
+
+#: Many small species, an API that answers in 2 s, photos in 0.2 s (issue 9).
+WALK_SPECIES = tuple(f"Walkeria species{n}" for n in range(1, 9))
+WALK_OBSERVATIONS = 5
+#: Each species has more than is taken: a walk's first page ends it (2 requests a species).
+WALK_AVAILABLE = 8
+SLOW_API = 2.0
+SLOW_PHOTO = 0.2
+
+
+def walk_benchmark(plan: Plan, work: Path) -> tuple[list[Row], list[tuple[str, bool, str]]]:
+    rows: list[Row] = []
+    checks: list[tuple[str, bool, str]] = []
+
+    # Many species, slow API: against the time the request pace alone needs, i.e. the
+    # requests actually sent, a burst of 5 then one a second, plus the last answer.
+    print(
+        f"{len(WALK_SPECIES)} species, API {SLOW_API:g} s, photos {SLOW_PHOTO:g} s", file=sys.stderr
+    )
+    counts = dict.fromkeys(WALK_SPECIES, WALK_AVAILABLE)
+    with fake_server(0, MEDIUM_SCALE, species=counts) as server:
+        server.control("POST", "settings", {"api_latency": SLOW_API, "photo_latency": SLOW_PHOTO})
+        server.control("DELETE", "log")
+        spec = {
+            "api_url": server.api_url,
+            "size": "medium",
+            "client": "pipeline",
+            "workers": 8,
+            "species": list(WALK_SPECIES),
+            "observations": WALK_OBSERVATIONS,
+            "photos": 0,
+            "real_pace": True,
+        }
+        result = run_child(spec, work, server)
+        requests = sum(1 for r in server.control("GET", "log")["records"] if r["kind"] == "api")
+        pace = max(0, requests - 5) * 1.0 + SLOW_API
+        ratio = result["seconds"] / pace
+        rows.append(
+            Row(
+                f"{len(WALK_SPECIES)} species, API {SLOW_API:g} s",
+                "pipeline",
+                8,
+                result,
+                f"{result['seconds']:.1f} s: {ratio:.2f}x the pace's {pace:.0f} s",
+            )
+        )
+        checks.append(
+            (
+                "walk-a",
+                ratio <= 1.2,
+                f"{len(WALK_SPECIES)} species of {WALK_OBSERVATIONS} observations, API "
+                f"{SLOW_API:g} s, photos {SLOW_PHOTO:g} s: {result['seconds']:.1f} s for "
+                f"{requests} requests that the pace alone sends and answers in {pace:.0f} s: "
+                f"{ratio:.2f}x (<= 1.2x)",
+            )
+        )
+
+    # Zero latency, heavy pages: the whole job, pages and their JSON included, against a
+    # plain script that walks the same pages and then fetches the photos.
+    count = plan.fast_photos
+    print(f"no latency, heavy pages, {count} photos", file=sys.stderr)
+    with fake_server(observations_for(count) + 100, MEDIUM_SCALE, heavy=True) as server:
+        spec = {
+            "api_url": server.api_url,
+            "size": "medium",
+            "workers": 8,
+            "photos": count,
+            "observations": observations_for(count),
+        }
+        runs: dict[str, list[dict[str, Any]]] = {"pipeline": [], "plain-walk": []}
+        ratios: list[float] = []
+        for _ in range(plan.repeat):
+            pipe = run_child({**spec, "client": "pipeline"}, work, server)
+            plain = run_child({**spec, "client": "plain-walk"}, work, server)
+            runs["pipeline"].append(pipe)
+            runs["plain-walk"].append(plain)
+            ratios.append((pipe["photos"] / pipe["seconds"]) / (plain["photos"] / plain["seconds"]))
+        ratio = statistics.median(ratios)
+        case = "0 ms, heavy pages"
+        rows.append(
+            Row(case, "pipeline", 8, median_run(runs["pipeline"]), f"{ratio:.0%} of plain walk")
+        )
+        rows.append(Row(case, "plain-walk", 8, median_run(runs["plain-walk"])))
+        checks.append(
+            (
+                "walk-b",
+                ratio >= 0.9,
+                "no latency, heavy pages, whole job: the pipeline at "
+                f"{ratio:.0%} of a plain walk-then-fetch script (pairs: "
+                + ", ".join(f"{r:.0%}" for r in ratios)
+                + ") (>= 90%)",
+            )
+        )
+    return rows, checks
+
+
 def profile(work: Path) -> int:
     """The no-latency, 8-worker run under pyinstrument, in this process."""
     try:
@@ -573,6 +719,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer photos, under a minute")
     parser.add_argument("--profile", action="store_true", help="profile one run (pyinstrument)")
+    parser.add_argument(
+        "--walk", action="store_true", help="only the walk-ahead scenarios (under a minute)"
+    )
     parser.add_argument("--repeat", type=int, help="runs per no-latency point (median)")
     parser.add_argument("--dir", type=Path, help="where runs write (default: the temp folder)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -590,7 +739,9 @@ def main() -> int:
     try:
         if args.profile:
             return profile(work)
-        rows, checks = benchmark(plan, work)
+        rows, checks = ([], []) if args.walk else benchmark(plan, work)
+        walk_rows, walk_checks = walk_benchmark(plan, work)
+        rows, checks = rows + walk_rows, checks + walk_checks
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
