@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,28 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
         assert refused.returncode == 2, (args, refused.stderr)
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:"), refused.stderr
+
+
+def test_parquet_without_pyarrow_is_one_line_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generate_run_folder(tmp_path / "results", photos=5, seed=1)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(UsageError, match=r"pip install 'inat-async\[parquet\]'"):
+        export_dataset(
+            tmp_path / "ds",
+            out_dir=tmp_path / "results",
+            options=ExportOptions.create(formats="imagefolder,parquet"),
+        )
+    assert not (tmp_path / "ds").exists()  # refused before anything was written
+
+
+def test_exported_files_are_readable_by_others_as_the_umask_allows(exported: Path) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    expected = 0o666 & ~umask
+    for name in ("ATTRIBUTION.csv", "README.md", "manifest.json", "train/metadata.csv"):
+        assert (exported / name).stat().st_mode & 0o777 == expected, name
+    shard = next(exported.glob("webdataset/*.tar"))
+    assert shard.stat().st_mode & 0o777 == expected

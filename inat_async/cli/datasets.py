@@ -119,6 +119,13 @@ def export(
 
 
 def render_export(console: Console, result: ExportResult) -> None:
+    if result.total == 0:
+        console.print(
+            f"Nothing to export from {result.out_dir}: no downloaded photos"
+            + (" pass --license" if result.skipped.get("license") else "")
+            + ". Run `inat-async run` first, or check --out.",
+            markup=False,
+        )
     table = Table(title=f"Exported to {result.dest}", title_justify="left")
     table.add_column("species")
     for split in result.splits:

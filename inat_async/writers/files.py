@@ -9,14 +9,13 @@ import errno
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from ..errors import StorageError, UsageError
 from ..imageinfo import convert_to_png
-from .manifest import FileEntry, hash_file
+from .manifest import FileEntry, create_temporary, hash_file
 
 LinkMode = Literal["auto", "hardlink", "symlink", "copy"]
 LINK_MODES: tuple[LinkMode, ...] = ("auto", "hardlink", "symlink", "copy")
@@ -62,9 +61,7 @@ class AtomicFile:
     def __enter__(self) -> _HashingWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-            )
+            fd, tmp = create_temporary(self.path)
         except OSError as exc:
             raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         self._tmp = Path(tmp)

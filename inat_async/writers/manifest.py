@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,7 @@ class FileEntry:
 def write_manifest(path: Path, header: Mapping[str, Any], files: Iterable[FileEntry]) -> None:
     """Write the manifest atomically, streaming ``files``."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = create_temporary(path)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write("{\n")
@@ -135,6 +135,21 @@ def _load_whole(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     return document
+
+
+def create_temporary(path: Path) -> tuple[int, str]:
+    """A new hidden file beside ``path``, open for writing: (fd, name).
+
+    Not mkstemp, which makes files only their owner can read: a dataset is made to be
+    shared, so its files get the user's umask like any file they create.
+    """
+    for _ in range(100):
+        name = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(name)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def hash_file(path: Path) -> tuple[int, str]:
