@@ -20,7 +20,7 @@ run goes on (see :class:`inat_async.events.PhotoFailed`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 
 class InatError(Exception):
@@ -28,13 +28,22 @@ class InatError(Exception):
 
     ``context`` carries what the user needs to act (species, observation id, URL);
     ``str(error)`` renders the message followed by that context on one line.
+    ``options`` lists the settings the message names, spelled as the library spells
+    them (``"workers"``, ``"hourly_bytes"``), so that a front end can put its own
+    spelling in their place (the CLI writes ``--workers``, ``--hourly-limit``).
     """
 
     def __init__(
-        self, message: str, *, context: Mapping[str, object] | None = None, **more: object
+        self,
+        message: str,
+        *,
+        options: Sequence[str] = (),
+        context: Mapping[str, object] | None = None,
+        **more: object,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.options = tuple(options)
         merged = {**(context or {}), **more}
         self.context = {key: value for key, value in merged.items() if value is not None}
 
@@ -61,10 +70,11 @@ class ApiError(InatError):
         message: str,
         *,
         status: int | None = None,
+        options: Sequence[str] = (),
         context: Mapping[str, object] | None = None,
         **more: object,
     ) -> None:
-        super().__init__(message, context=context, status=status, **more)
+        super().__init__(message, options=options, context=context, status=status, **more)
         self.status = status
 
 

@@ -151,41 +151,54 @@ class LimitSettings:
         More than 60 requests per minute is refused against the official API (its
         documented limit); a mirror or a test server may allow more.
         """
-        for name, option in (
-            ("requests_per_minute", "--requests-per-minute"),
-            ("burst", None),
-            ("requests_per_day", "--requests-per-day"),
-            ("hourly_bytes", "--hourly-limit"),
-            ("daily_bytes", "--daily-limit"),
-            ("minute", None),
-            ("hour", None),
-            ("day", None),
-            ("lease", None),
-            ("max_pause", None),
+        # Messages name the fields (options=...); the CLI puts its flags in their place.
+        for name in (
+            "requests_per_minute",
+            "burst",
+            "requests_per_day",
+            "hourly_bytes",
+            "daily_bytes",
+            "minute",
+            "hour",
+            "day",
+            "lease",
+            "max_pause",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise UsageError(f"{option or name} must be a positive number, got {value!r}")
+                raise UsageError(
+                    f"{name} must be a positive number, got {value!r}", options=(name,)
+                )
         if self.burst > self.requests_per_minute:
             raise UsageError(
-                f"burst ({self.burst}) cannot exceed the requests per minute "
-                f"({self.requests_per_minute})"
+                f"burst ({self.burst}) cannot exceed requests_per_minute "
+                f"({self.requests_per_minute})",
+                options=("burst", "requests_per_minute"),
             )
         if not 0 < self.byte_burst <= 1:
-            raise UsageError(f"byte_burst must be in (0, 1], got {self.byte_burst!r}")
+            raise UsageError(
+                f"byte_burst must be in (0, 1], got {self.byte_burst!r}", options=("byte_burst",)
+            )
         if self.request_margin is not None and not 0 <= self.request_margin < self.minute:
-            raise UsageError(f"request_margin must be in [0, minute), got {self.request_margin!r}")
+            raise UsageError(
+                f"request_margin must be in [0, minute), got {self.request_margin!r}",
+                options=("request_margin",),
+            )
         if self.notify_after < 0:
-            raise UsageError(f"notify_after cannot be negative, got {self.notify_after!r}")
+            raise UsageError(
+                f"notify_after cannot be negative, got {self.notify_after!r}",
+                options=("notify_after",),
+            )
         if (
             api_url is not None
             and self.requests_per_minute > OFFICIAL_MAX_PER_MINUTE
             and _is_official(api_url)
         ):
             raise UsageError(
-                f"--requests-per-minute {self.requests_per_minute} is above iNaturalist's "
+                f"requests_per_minute {self.requests_per_minute} is above iNaturalist's "
                 f"limit of {OFFICIAL_MAX_PER_MINUTE}; higher values are only allowed with an "
-                "--api-url other than the official API"
+                "api_url other than the official API",
+                options=("requests_per_minute", "api_url"),
             )
 
     def resolved_state_dir(self) -> Path:

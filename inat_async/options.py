@@ -95,8 +95,21 @@ _MAX_BYTES = 2**63 - 1
 _BYTE_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 
 
-def parse_byte_size(value: str | int) -> int:
-    """``"4.5GB"`` -> 4_500_000_000, ``"2GiB"`` -> 2_147_483_648 (GB = 10^9 bytes)."""
+def parse_byte_size(value: str | int, *, option: str | None = None) -> int:
+    """``"4.5GB"`` -> 4_500_000_000, ``"2GiB"`` -> 2_147_483_648 (GB = 10^9 bytes).
+
+    ``option`` names the setting being read (``"hourly_bytes"``): an error then starts
+    with it, so the user knows which of several sizes is wrong.
+    """
+    try:
+        return _parse_byte_size(value)
+    except UsageError as exc:
+        if option is None:
+            raise
+        raise UsageError(f"{option}: {exc.message}", options=(option,)) from None
+
+
+def _parse_byte_size(value: str | int) -> int:
     if isinstance(value, int):
         if value <= 0:
             raise UsageError(f"byte size must be positive, got {value}")

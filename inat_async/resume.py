@@ -211,7 +211,8 @@ class ResumeStore:
             raise OutputConflictError(
                 f"{out_dir} holds a dataset downloaded with other settings "
                 f"({'; '.join(differences)}): rerun with the same settings to resume it, "
-                "or choose another --out folder for the new ones"
+                "or choose another out_dir folder for the new ones",
+                options=("out_dir",),
             )
 
     def query(self) -> dict[str, str] | None:

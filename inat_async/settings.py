@@ -72,7 +72,10 @@ class Settings:
         _check_count("workers", workers)
         api_url = api_url or os.environ.get(API_URL_ENV) or OFFICIAL_API_URL
         if not api_url.startswith(("http://", "https://")):
-            raise UsageError(f"the API URL must start with http:// or https://, got {api_url!r}")
+            raise UsageError(
+                f"api_url must start with http:// or https://, got {api_url!r}",
+                options=("api_url",),
+            )
         return cls(
             query=Query.parse(quality=quality, license=license, size=size, filters=filters),
             observations=observations,
@@ -87,9 +90,9 @@ class Settings:
 def _check_count(name: str, value: object) -> None:
     # Untyped callers (a config file, **kwargs) can pass "50" or True: say so, not TypeError.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{name} must be a whole number, got {value!r}")
+        raise UsageError(f"{name} must be a whole number, got {value!r}", options=(name,))
     if value < 1:
-        raise UsageError(f"{name} must be at least 1, got {value}")
+        raise UsageError(f"{name} must be at least 1, got {value}", options=(name,))
 
 
 #: The options :meth:`Settings.create` takes; download_species/download_all mirror them.

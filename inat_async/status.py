@@ -91,7 +91,8 @@ def dataset_status(
     if not has_dataset(out):
         raise StorageError(
             f"no inat-async dataset in {out} (no {STATE_DIR}/{STATE_FILE}); "
-            "give the --out folder of a run"
+            "give the out_dir folder of a run",
+            options=("out_dir",),
         )
     with ResumeStore.open_readonly(out) as store:
         query = store.query()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -99,7 +100,38 @@ def _root(
     """
 
 
-def _fail(message: str, code: int) -> typer.Exit:
+#: The flag that sets each library setting. Library errors name settings as the library
+#: spells them (``InatError.options``); the CLI shows the flags a user types instead.
+FLAGS: dict[str, str] = {
+    "observations": "--observations",
+    "quality": "--quality",
+    "license": "--license",
+    "size": "--size",
+    "out_dir": "--out",
+    "workers": "--workers",
+    "api_url": "--api-url",
+    "user_agent": "--user-agent",
+    "state_dir": "--state-dir",
+    "requests_per_minute": "--requests-per-minute",
+    "requests_per_day": "--requests-per-day",
+    "hourly_bytes": "--hourly-limit",
+    "daily_bytes": "--daily-limit",
+}
+
+
+def flag_message(error: InatError) -> str:
+    """The error's one line, with the CLI's flags in place of the settings it names."""
+    message = str(error)
+    for name in error.options:
+        flag = FLAGS.get(name)
+        if flag is not None:
+            # A whole word only: not inside a path or a longer name that contains it.
+            message = re.sub(rf"(?<![\w./\\-]){re.escape(name)}(?![\w/\\-]|\.\w)", flag, message)
+    return message
+
+
+def _fail(error: InatError | str, code: int) -> typer.Exit:
+    message = flag_message(error) if isinstance(error, InatError) else error
     err_console.print(f"[bold red]error:[/] {message}", markup=True)
     return typer.Exit(code)
 
@@ -115,8 +147,8 @@ def limit_settings(
     return LimitSettings(
         requests_per_minute=requests_per_minute,
         requests_per_day=requests_per_day,
-        hourly_bytes=parse_byte_size(hourly_limit),
-        daily_bytes=parse_byte_size(daily_limit),
+        hourly_bytes=parse_byte_size(hourly_limit, option="hourly_bytes"),
+        daily_bytes=parse_byte_size(daily_limit, option="daily_bytes"),
         state_dir=state_dir,
     )
 
@@ -184,9 +216,9 @@ def _run_cli(main: Callable[[], Awaitable[int]]) -> None:
         )
         raise typer.Exit(stop.code) from None
     except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        raise _fail(exc, EXIT_USAGE) from None
     except InatError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+        raise _fail(exc, EXIT_FAILED) from None
     raise typer.Exit(code)
 
 
@@ -618,7 +650,7 @@ def run(
         )
         limit_config.validate(api_url)
     except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        raise _fail(exc, EXIT_USAGE) from None
 
     async def prepare() -> tuple[list[SpeciesEntry], Settings]:
         """Look up places, annotations and URL taxa: before anything is created."""
@@ -879,9 +911,9 @@ def status(
             cleared = clear_pauses(limit_config)
             report = dataset_status(out, limit_config)
     except (UsageError, StorageError) as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        raise _fail(exc, EXIT_USAGE) from None
     except InatError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+        raise _fail(exc, EXIT_FAILED) from None
     console = Console(highlight=False)
     if cleared is not None:
         console.print(f"cleared the HTTP 429 pauses of {cleared} API host(s)")
@@ -914,7 +946,7 @@ def demo(
     from .demo import DEMO_OBSERVATIONS, demo_environment
 
     if workers < 1:
-        raise _fail(f"workers must be at least 1, got {workers}", EXIT_USAGE)
+        raise _fail(f"{FLAGS['workers']} must be at least 1, got {workers}", EXIT_USAGE)
     out_dir = out if out is not None else Path(tempfile.mkdtemp(prefix="inat-async-demo-"))
 
     async def main() -> int:
