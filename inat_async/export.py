@@ -146,7 +146,9 @@ class ExportOptions:
             raise UsageError(f"no format given; use {', '.join(FORMATS)}")
         mode = next((m for m in LINK_MODES if m == link.strip().lower()), None)
         if mode is None:
-            raise UsageError(f"unknown --link {link!r}; use {', '.join(LINK_MODES)}")
+            raise UsageError(
+                f"unknown link {link!r}; use {', '.join(LINK_MODES)}", options=("link",)
+            )
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise UsageError(f"the seed must be an integer, got {seed!r}")
         return cls(
@@ -156,7 +158,7 @@ class ExportOptions:
             seed=seed,
             licenses=parse_license(license),
             link=mode,
-            shard_size=parse_byte_size(shard_size),
+            shard_size=parse_byte_size(shard_size, option="shard_size"),
         )
 
     def fixed(self) -> dict[str, Any]:

@@ -95,7 +95,9 @@ def parse_group_by(value: str) -> GroupBy:
     for group in GROUP_BY:
         if wanted == group:
             return group
-    raise UsageError(f"unknown --group-by {value!r}; use observer or observation")
+    raise UsageError(
+        f"unknown group_by {value!r}; use observer or observation", options=("group_by",)
+    )
 
 
 def group_key(

@@ -116,6 +116,10 @@ FLAGS: dict[str, str] = {
     "requests_per_day": "--requests-per-day",
     "hourly_bytes": "--hourly-limit",
     "daily_bytes": "--daily-limit",
+    # export
+    "group_by": "--group-by",
+    "link": "--link",
+    "shard_size": "--shard-size",
 }
 
 

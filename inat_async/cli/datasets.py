@@ -111,9 +111,9 @@ def export(
                 on_progress=lambda n: spinner.update(f"Exporting… {count(n)} photos looked at"),
             )
     except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        raise _fail(exc, EXIT_USAGE) from None
     except InatError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+        raise _fail(exc, EXIT_FAILED) from None
     render_export(console, result)
     raise typer.Exit(EXIT_OK)
 
@@ -212,9 +212,9 @@ def verify(
     try:
         result = verify_dataset(folder, on_problem=on_problem)
     except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        raise _fail(exc, EXIT_USAGE) from None
     except InatError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+        raise _fail(exc, EXIT_FAILED) from None
     what = f"{count(result.checked)} files, {human_bytes(result.bytes)}"
     if result.ok:
         console.print(f"ok: {what} in {folder} match the {result.kind}'s records", markup=False)

@@ -188,7 +188,8 @@ class Placer:
                 if self.mode == "hardlink":
                     raise UsageError(
                         f"cannot hard-link {source} into the export ({exc.strerror}); "
-                        "use --link auto or --link copy"
+                        "set link to auto or copy",
+                        options=("link",),
                     ) from exc
                 if exc.errno in _NO_LINKS:
                     self._links_work = False
