@@ -95,7 +95,8 @@ class Layout:
         if images.is_symlink():
             raise StorageError(
                 f"{images} is a symbolic link: photos would be written outside {self.out_dir}; "
-                "replace it with a real folder or choose another --out"
+                "replace it with a real folder or choose another out_dir",
+                options=("out_dir",),
             )
         try:
             images.mkdir(parents=True, exist_ok=True)
