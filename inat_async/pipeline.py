@@ -372,6 +372,8 @@ class _Run:
                     await work
                 finally:
                     self._wake.set()  # what this request settled may be work for others
+                # A stored taxon costs no request: 10,000 of them must not hold the loop.
+                await asyncio.sleep(0)
                 continue
             if self._next_open == len(self._all) and not self._walking:
                 return  # a lane still at work takes whatever its request opens
