@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Literal
 
 from .errors import UsageError
-from .selection import Filters
+from .selection import Filters, Sampling
 
 QUALITY_GRADES: tuple[str, ...] = ("research", "needs_id", "casual")
 LICENSES: tuple[str, ...] = (
@@ -159,6 +159,8 @@ class Query:
     size: Size = "medium"
     #: Place, date, annotation and other search filters (see :mod:`inat_async.selection`).
     filters: Filters = field(default_factory=Filters)
+    #: Spread or oldest, caps per observer and per observation.
+    sampling: Sampling = field(default_factory=Sampling)
 
     @classmethod
     def parse(
@@ -168,9 +170,14 @@ class Query:
         license: str | Sequence[str] = ANY,
         size: str = "medium",
         filters: Filters | None = None,
+        sampling: Sampling | None = None,
     ) -> Query:
         return cls(
-            parse_quality(quality), parse_license(license), parse_size(size), filters or Filters()
+            parse_quality(quality),
+            parse_license(license),
+            parse_size(size),
+            filters or Filters(),
+            sampling or Sampling(),
         )
 
     @property
@@ -192,4 +199,5 @@ class Query:
             "license": self.license_param or ANY,
             "size": self.size,
             **self.filters.describe(),
+            **self.sampling.describe(),
         }

@@ -30,7 +30,7 @@ import hashlib
 import os
 import time
 from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -70,7 +70,8 @@ from .models import Observation, ObservationPage, Photo, photo_url_for_size, url
 from .results import PhotoFailure, RunResult, SpeciesResult
 from .resume import DONE, FAILED, PENDING, PhotoRecord, ResumeStore
 from .retry import RetryPolicy
-from .selection import Filters
+from .sampling import id_range, observer_key, spread_pages
+from .selection import Filters, Sampling
 from .settings import (
     DEFAULT_LICENSE,
     DEFAULT_OBSERVATIONS,
@@ -104,6 +105,7 @@ async def download_species(
     user_agent: str | None = None,
     retry: RetryPolicy | None = None,
     filters: Filters | None = None,
+    sampling: Sampling | None = None,
     session: aiohttp.ClientSession | None = None,
     limits: Limits | LimitSettings | None = None,
     on_event: EventCallback = ignore,
@@ -125,6 +127,8 @@ async def download_species(
     - ``filters``: place, dates, annotations and other search filters, resolved
       (:class:`~inat_async.selection.Filters`; see :class:`~inat_async.selection.FilterRequest`
       to look names up); part of the dataset's identity.
+    - ``sampling``: ``spread`` instead of the oldest observations, caps per observer
+      and per observation (:class:`~inat_async.selection.Sampling`); part of the identity.
 
     ``session`` is a caller's aiohttp session (left open); ``limits`` the budgets, by
     default the process-wide ones, so concurrent calls share them; ``on_event``
@@ -151,6 +155,7 @@ async def download_species(
             user_agent=user_agent,
             retry=retry,
             filters=filters,
+            sampling=sampling,
         )
     entry = SpeciesEntry(name=normalise_name(name), start_id=start_id, taxon_id=taxon_id)
     run = await download_all(
@@ -179,6 +184,7 @@ async def download_all(
     user_agent: str | None = None,
     retry: RetryPolicy | None = None,
     filters: Filters | None = None,
+    sampling: Sampling | None = None,
     session: aiohttp.ClientSession | None = None,
     limits: Limits | LimitSettings | None = None,
     on_event: EventCallback = ignore,
@@ -206,6 +212,7 @@ async def download_all(
             user_agent=user_agent,
             retry=retry,
             filters=filters,
+            sampling=sampling,
         )
     entries = species_from_names(species)
     shared_limits = resolve_limits(limits, settings.api_url)
@@ -259,6 +266,8 @@ class _Species:
     outstanding: int = 0
     walked: bool = False
     finished: bool = False
+    #: Observations per observer, with --per-observer (see :mod:`inat_async.sampling`).
+    observers: dict[str, int] = field(default_factory=dict)
 
     @property
     def resolved(self) -> bool:
@@ -469,9 +478,41 @@ class _Run:
         if species.remaining <= 0:
             species.walked = True
             return
+        sampling = self.settings.query.sampling
+        if sampling.per_observer is not None or sampling.spread:
+            species.observers = self.store.observer_counts(name)
+        if sampling.spread:
+            species.pages = self._spread(species, taxon.id)
+            return
         species.pages = self.source.observation_pages(
             taxon.id, self.settings.query, id_above=species.id_above, species=name
         )
+
+    async def _spread(
+        self, species: _Species, taxon_id: int
+    ) -> AsyncGenerator[ObservationPage, None]:
+        """A spread sample's picks, one page each, over the range fixed on the first run."""
+        name, query = species.name, self.settings.query
+        fixed = self.store.spread_range(name)
+        if fixed is None:
+            fixed = await id_range(
+                self.source, taxon_id, query, id_above=species.entry.start_id, species=name
+            )
+            if fixed is None:
+                return
+            self.store.set_spread_range(name, *fixed)
+        pages = spread_pages(
+            self.source,
+            taxon_id,
+            query,
+            id_range=fixed,
+            chosen=self.store.observation_ids(name),
+            observers=species.observers,
+            species=name,
+        )
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                yield page
 
     async def _fetch(self, species: _Species, backlog: Backlog[_Job]) -> None:
         """Ask a species' next page; store it with its photos, then queue them."""
@@ -508,18 +549,45 @@ class _Run:
             # total_results counts what is left above id_above: known on page one.
             left = page.total_results if page.total_results is not None else remaining
             species.expected = species.stored + min(remaining, left)
-        taken = page.observations[:remaining]
+        taken, considered = self._choose(species, page.observations, remaining)
         rows = [self._screen(species, observation) for observation in taken]
-        # Stop the watermark at the last observation taken, so a later run
+        # Stop the watermark at the last observation considered, so a later run
         # with a larger -o continues right after it.
-        cut = len(taken) < len(page.observations)
-        watermark = taken[-1].id if cut and taken else (page.last_id or species.id_above)
+        cut = considered < len(page.observations)
+        watermark = (
+            page.observations[considered - 1].id
+            if cut and considered
+            else (page.last_id or species.id_above)
+        )
         new = self.store.record_page(name, rows, watermark)
         species.remaining -= len(taken)
         self.emit(PageFetched(name, len(taken), len(new), species.expected, watermark))
         self._enqueue(backlog, species, new)
         if species.remaining <= 0:
             species.walked = True
+
+    def _choose(
+        self, species: _Species, observations: Sequence[Observation], remaining: int
+    ) -> tuple[list[Observation], int]:
+        """The observations a page gives (at most ``remaining``), skipping observers at
+        their --per-observer cap, and how many of the page were considered."""
+        cap = self.settings.query.sampling.per_observer
+        if cap is None or self.settings.query.sampling.spread:
+            # A spread walk applies the cap itself, as it picks.
+            first = list(observations[:remaining])
+            return first, len(first)
+        taken: list[Observation] = []
+        considered = 0
+        for observation in observations:
+            if len(taken) >= remaining:
+                break
+            considered += 1
+            key = observer_key(observation)
+            if species.observers.get(key, 0) >= cap:
+                continue
+            species.observers[key] = species.observers.get(key, 0) + 1
+            taken.append(observation)
+        return taken, considered
 
     def _screen(
         self, species: _Species, observation: Observation
@@ -532,6 +600,10 @@ class _Run:
             else:
                 species.result.skipped_license += 1
                 self.emit(PhotoSkipped(species.name, observation.id, photo.id, "license"))
+        limit = self.settings.query.sampling.photos_per_observation
+        if limit is not None and len(kept) > limit:
+            # The first photos by position: an observation's first photo is its best.
+            kept = sorted(kept, key=lambda photo: photo.position)[:limit]
         for _ in range(observation.placeholders):
             species.result.skipped_placeholder += 1
             self.emit(PhotoSkipped(species.name, observation.id, None, "placeholder"))

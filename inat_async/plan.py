@@ -202,7 +202,9 @@ async def _plan_species(
     taxon, matched = choice.taxon, choice.matched_term
     requests = 1 if choice.asked else 0
     already = stored.observations if stored is not None else 0
-    id_above = max(entry.start_id, stored.watermark if stored is not None else 0)
+    spread = query.sampling.spread
+    # A spread sample draws over the whole range, not above the watermark.
+    id_above = max(entry.start_id, stored.watermark if stored is not None and not spread else 0)
     try:
         counted = await source.count(
             taxon.id, query, id_above=id_above, sample=sample_size, species=name
@@ -210,11 +212,15 @@ async def _plan_species(
     except InatError as exc:
         return SpeciesPlan(name, taxon, matched, error=str(exc), already=already)
     available, sampled = counted.total, len(counted.sample)
+    if spread:
+        available = max(0, available - already)
+    limit = query.sampling.photos_per_observation
     kept = sum(
-        1
+        min(
+            limit or len(observation.photos),
+            sum(1 for p in observation.photos if query.accepts_photo_license(p.license_code)),
+        )
         for observation in counted.sample
-        for photo in observation.photos
-        if query.accepts_photo_license(photo.license_code)
     )
     remaining = max(0, settings.observations - already)
     take = min(remaining, available)
@@ -233,8 +239,24 @@ async def _plan_species(
         sampled_photos=kept,
         photos=photos,
         bytes=photos * TYPICAL_BYTES[query.size],
-        requests=requests + _walk_requests(take, remaining),
+        requests=requests
+        + (
+            _spread_requests(
+                take, remaining, fixed=store is not None and bool(store.spread_range(name))
+            )
+            if spread
+            else _walk_requests(take, remaining)
+        ),
     )
+
+
+def _spread_requests(take: int, remaining: int, *, fixed: bool) -> int:
+    """A spread sample's searches: the id range (first and last id) unless the dataset
+    fixed it already, then one small search per pick (at least: a pick that lands on
+    observations already chosen asks again), plus the one that finds nothing left."""
+    if remaining <= 0:
+        return 0
+    return (0 if fixed else 2) + take + (1 if take < remaining else 0)
 
 
 def _walk_requests(take: int, remaining: int) -> int:

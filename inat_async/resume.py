@@ -241,6 +241,24 @@ class ResumeStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'api_url'").fetchone()
         return str(row[0]) if row else None
 
+    def spread_range(self, name: str) -> tuple[int, int] | None:
+        """The id range a spread sample of ``name`` was drawn over, once it was fixed."""
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE key = ?", (f"spread_range:{species_key(name)}",)
+        ).fetchone()
+        if row is None:
+            return None
+        low, high = json.loads(row[0])
+        return int(low), int(high)
+
+    def set_spread_range(self, name: str, low: int, high: int) -> None:
+        """Fix the range once: a rerun or a larger -o draws over the same one."""
+        with self._write():
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                (f"spread_range:{species_key(name)}", json.dumps([low, high])),
+            )
+
     # -- species ------------------------------------------------------------------------------
 
     def species(self, name: str) -> SpeciesState:
@@ -421,6 +439,26 @@ class ResumeStore:
             "SELECT row FROM observations WHERE species = ? ORDER BY id", (species_key(name),)
         ):
             yield json.loads(row)
+
+    def observation_ids(self, name: str) -> set[int]:
+        return {
+            row[0]
+            for row in self._db.execute(
+                "SELECT id FROM observations WHERE species = ?", (species_key(name),)
+            )
+        }
+
+    def observer_counts(self, name: str) -> dict[str, int]:
+        """Stored observations per observer (``id:<user id>``, else ``login:<login>``)."""
+        counts: dict[str, int] = {}
+        for user_id, login, number in self._db.execute(
+            """SELECT json_extract(row, '$.observer_id'), json_extract(row, '$.observer_login'),
+                   COUNT(*) FROM observations WHERE species = ? GROUP BY 1, 2""",
+            (species_key(name),),
+        ):
+            key = f"id:{user_id}" if isinstance(user_id, int) else f"login:{login or ''}"
+            counts[key] = counts.get(key, 0) + number
+        return counts
 
     def counts(self, name: str) -> dict[str, int]:
         """Photos by status, with failed split into missing and failed."""

@@ -193,6 +193,56 @@ def _number(value: float) -> str:
     return f"{value:.10g}" if value != int(value) else str(int(value))
 
 
+# -- sampling ---------------------------------------------------------------------------
+
+SAMPLES: tuple[str, ...] = ("oldest", "spread")
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Which observations and photos of a species a dataset takes (part of its identity).
+
+    - ``sample="oldest"``: the first N observations by id (the default);
+      ``"spread"``: N observations spread over the species' whole id range, the same
+      ones for the same ``seed``; a larger N extends the selection, never changes it.
+    - ``per_observer``: at most this many observations of one observer per species.
+    - ``photos_per_observation``: at most the first M photos (by position) of each.
+    """
+
+    sample: str = "oldest"
+    seed: int = 0
+    per_observer: int | None = None
+    photos_per_observation: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.sample not in SAMPLES:
+            raise UsageError(f"unknown sample {self.sample!r}; use one of {', '.join(SAMPLES)}")
+        for name in ("per_observer", "photos_per_observation"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise UsageError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise UsageError(f"seed must be a whole number (0 or more), got {self.seed!r}")
+
+    @property
+    def spread(self) -> bool:
+        return self.sample == "spread"
+
+    def describe(self) -> dict[str, str]:
+        """Only what differs from the default, so older datasets keep their identity."""
+        found: dict[str, str] = {}
+        if self.spread:
+            found["sample"] = self.sample
+            found["seed"] = str(self.seed)
+        if self.per_observer is not None:
+            found["per_observer"] = str(self.per_observer)
+        if self.photos_per_observation is not None:
+            found["photos_per_observation"] = str(self.photos_per_observation)
+        return found
+
+
 # -- what the user typed ------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from .errors import UsageError
 from .limits import Limits, LimitSettings, default_limits
 from .options import ANY, Query, Size
 from .retry import RetryPolicy
-from .selection import Filters
+from .selection import Filters, Sampling
 
 #: The public iNaturalist API; limits above its published pace are refused against it.
 OFFICIAL_API_URL = "https://api.inaturalist.org/v1"
@@ -67,6 +67,7 @@ class Settings:
         user_agent: str | None = None,
         retry: RetryPolicy | None = None,
         filters: Filters | None = None,
+        sampling: Sampling | None = None,
     ) -> Settings:
         _check_count("observations", observations)
         _check_count("workers", workers)
@@ -77,7 +78,9 @@ class Settings:
                 options=("api_url",),
             )
         return cls(
-            query=Query.parse(quality=quality, license=license, size=size, filters=filters),
+            query=Query.parse(
+                quality=quality, license=license, size=size, filters=filters, sampling=sampling
+            ),
             observations=observations,
             out_dir=Path(out_dir),
             workers=workers,

@@ -40,7 +40,7 @@ from ..limits import OFFICIAL_MAX_PER_MINUTE, STATE_DIR_ENV, Limits, LimitSettin
 from ..options import Query, format_byte_size, parse_byte_size
 from ..pipeline import download_all
 from ..plan import RunPlan, SpeciesPlan, plan_run
-from ..selection import FilterRequest, UrlSelection, parse_search_url
+from ..selection import FilterRequest, Sampling, UrlSelection, parse_search_url
 from ..settings import (
     API_URL_ENV,
     DEFAULT_LICENSE,
@@ -365,6 +365,7 @@ UserAgent = Annotated[str, typer.Option("--user-agent", help="Sent with every re
 
 # -- filters (run, its dry run, and species) ---------------------------------------------------
 _FILTERS = "Filters"
+_SAMPLING = "Sampling"
 PlaceOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -607,6 +608,45 @@ def run(
     bbox: BboxOption = None,
     param: ParamOption = None,
     from_url: FromUrlOption = None,
+    sample: Annotated[
+        str,
+        typer.Option(
+            "--sample",
+            metavar="oldest|spread",
+            help="Which observations -o takes: the oldest (first by id), or a sample "
+            "spread over the species' whole history (reproducible with --seed; about one "
+            "API request per observation).",
+            rich_help_panel=_SAMPLING,
+        ),
+    ] = "oldest",
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="The seed of --sample spread: the same seed picks the same observations "
+            "\\[default: 0].",
+            show_default=False,
+            rich_help_panel=_SAMPLING,
+        ),
+    ] = None,
+    per_observer: Annotated[
+        int | None,
+        typer.Option(
+            "--per-observer",
+            metavar="K",
+            help="At most K observations of one observer per species.",
+            rich_help_panel=_SAMPLING,
+        ),
+    ] = None,
+    photos_per_observation: Annotated[
+        int | None,
+        typer.Option(
+            "--photos-per-observation",
+            metavar="M",
+            help="At most the first M photos of each observation.",
+            rich_help_panel=_SAMPLING,
+        ),
+    ] = None,
 ) -> None:
     """Download photos and metadata for every species in SPECIES_CSV.
 
@@ -640,6 +680,14 @@ def run(
                 )
         if not (url_taxa or entries):
             entries = read_species_csv(species_csv)
+        if seed is not None and sample != "spread":
+            raise UsageError("--seed chooses a spread sample: give it with --sample spread")
+        sampling = Sampling(
+            sample=sample.strip().lower(),
+            seed=seed or 0,
+            per_observer=per_observer,
+            photos_per_observation=photos_per_observation,
+        )
         limit_config = limit_settings(
             state_dir=state_dir,
             requests_per_minute=requests_per_minute,
@@ -670,7 +718,7 @@ def run(
             retry=settings.retry,
         ) as client:
             filters, named = await resolve_selection(client, request, taxon_ids=url_taxa)
-        query = dataclasses.replace(settings.query, filters=filters)
+        query = dataclasses.replace(settings.query, filters=filters, sampling=sampling)
         return [*named, *entries], dataclasses.replace(settings, query=query)
 
     if dry_run:

@@ -550,6 +550,14 @@ def render_plan(console: Console, plan: RunPlan) -> None:
     filters = plan.query.filters.summary()
     if filters:
         console.print(f"Filters: {' · '.join(filters)}", highlight=False, markup=False)
+    sampling = plan.query.sampling
+    chosen = [f"spread (seed {sampling.seed})"] if sampling.spread else []
+    if sampling.per_observer is not None:
+        chosen.append(f"at most {sampling.per_observer} per observer")
+    if sampling.photos_per_observation is not None:
+        chosen.append(f"first {sampling.photos_per_observation} photos per observation")
+    if chosen:
+        console.print(f"Sampling: {' · '.join(chosen)}", highlight=False, markup=False)
     console.print(plan_table(plan, console.width))
     for species in plan.species:
         found = _how_found(species)

@@ -72,6 +72,17 @@ class ApiSource:
         total = page.total_results if page.total_results is not None else page.size
         return ObservationCount(total, page.observations)
 
+    async def last_id(
+        self, taxon_id: int, query: Query, *, species: str | None = None
+    ) -> int | None:
+        """The highest id of the matching observations (one request, newest first)."""
+        params = InatClient.search_params(taxon_id, query, 0)
+        params.update({"order": "desc", "per_page": 1})
+        body = await self.client.get_json(
+            "observations", params, valid=is_result_page, context={"species": species}
+        )
+        return parse_observation_page(body).last_id
+
     async def suggest(self, name: str, offered: tuple[str, ...]) -> tuple[str, ...]:
         """What the failed search offered; else names under the first word of ``name``
         (the genus of a misspelt species) that look alike."""
