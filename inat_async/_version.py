@@ -1,1 +1,3 @@
+"""The package version, in one place (read by the build and by ``--version``)."""
+
 __version__ = "0.1.0"

@@ -1,4 +1,8 @@
-"""iNaturalist's limits, shared by everything in the process and by every process of the user.
+"""iNaturalist's request and byte budgets, shared by every task and every process of a user.
+
+:class:`LimitSettings` holds the budgets; :class:`Limits` enforces them: a run awaits
+:meth:`Limits.request` before each API request and :meth:`Limits.reserve` before each
+photo. How, in detail:
 
 Two budgets are kept, both over *sliding* windows and both persisted in the user's
 state folder (:mod:`inat_async.limitstore`), so that a restart, a crash or a second run

@@ -1,5 +1,7 @@
-"""The command line: a thin typer layer over the library, and the only package that
-imports typer or rich (live display, tables, the demo)."""
+"""The command line: a thin typer layer over the library (``inat-async``).
+
+The only package that imports typer or rich (live display, tables, the demo).
+"""
 
 from .app import app, main
 from .datasets import export, verify  # registers the export and verify commands on app

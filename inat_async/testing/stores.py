@@ -1,5 +1,4 @@
-"""Run folders made directly, without a server: stores of any size for export tests and
-benchmarks.
+"""Run folders made directly, without a server, for export tests and benchmarks.
 
 :func:`generate_run_folder` writes what ``run`` would leave behind (the resume store
 with species, observations and done photos, and the photo files) from a seed, fast

@@ -1,5 +1,8 @@
-"""Small file helpers shared by the export writers: atomic text/CSV writes that hash what
-they write, and placing a photo by hard link, symbolic link, copy or PNG conversion."""
+"""Small file helpers shared by the export writers: atomic writes, and placing photos.
+
+Text and CSV writes are atomic and hash what they write; a photo is placed by hard
+link, symbolic link, copy or PNG conversion.
+"""
 
 from __future__ import annotations
 
