@@ -115,6 +115,8 @@ class Fetched:
     bytes: int
     sha256: str
     content_type: str
+    #: The saved image's own (width, height), read from its header; None if unknown.
+    dimensions: tuple[int, int] | None = None
 
 
 def extension_for(content_type: str) -> str:
@@ -343,8 +345,10 @@ class _Body:
     async def finish(self, target: Callable[[str], Path]) -> Fetched:
         """Write what is left, check, close and rename to ``target(content_type)``: one hop."""
         final = target(self.content_type)
-        await _hop(self._file.finish, self._take(), final, self._tail, self.content_type)
-        return Fetched(final, self.received, self._digest.hexdigest(), self.content_type)
+        size = await _off_loop(
+            self._file.finish, self._take(), final, self._tail, self.content_type
+        )
+        return Fetched(final, self.received, self._digest.hexdigest(), self.content_type, size)
 
     async def discard(self) -> None:
         """Close and delete the part file, off the loop. It runs even if the task is cancelled
@@ -375,7 +379,7 @@ class _PartFile:
             self._handle = self._files.create(self.part)
         self._handle.write(data)
 
-    def finish(self, data: bytes, final: Path, tail: bytes, kind: str) -> None:
+    def finish(self, data: bytes, final: Path, tail: bytes, kind: str) -> tuple[int, int] | None:
         """Write the last bytes, check the image, close and rename; on any failure the part
         file is gone. A body that was never flushed is checked in memory, before any write;
         a longer one from its file, whose header Pillow reads no further than it needs."""
@@ -384,7 +388,7 @@ class _PartFile:
                 with _storage_errors(final):
                     in_memory = self._handle is None
                     if in_memory:
-                        _raise_unless_image(io.BytesIO(data), tail, kind)
+                        size = _raise_unless_image(io.BytesIO(data), tail, kind)
                     if data or in_memory:
                         self._write(data)
                     handle, self._handle = self._handle, None
@@ -392,8 +396,9 @@ class _PartFile:
                     handle.close()
                     if not in_memory:
                         with self._files.read(self.part) as written:
-                            _raise_unless_image(written, tail, kind)
+                            size = _raise_unless_image(written, tail, kind)
                     self._files.replace(self.part, final)
+                    return size
             except BaseException:
                 self._discard()
                 raise
@@ -410,10 +415,12 @@ class _PartFile:
             self._files.remove(self.part)
 
 
-def _raise_unless_image(source: BinaryIO, tail: bytes, kind: str) -> None:
-    problem = check_image(source, tail, kind)
-    if problem is not None:
-        raise PhotoError(problem, retryable=True)
+def _raise_unless_image(source: BinaryIO, tail: bytes, kind: str) -> tuple[int, int] | None:
+    """The image's (width, height) if Pillow read them; PhotoError if it is no whole image."""
+    check = check_image(source, tail, kind)
+    if check.problem is not None:
+        raise PhotoError(check.problem, retryable=True)
+    return check.size
 
 
 @contextlib.contextmanager

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import time
 from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
@@ -55,7 +54,6 @@ from .events import (
 )
 from .fetch import (
     MAX_PHOTO_BYTES,
-    SAVED_EXTENSIONS,
     PhotoError,
     PhotoFetcher,
     PhotoFiles,
@@ -63,12 +61,19 @@ from .fetch import (
     part_name,
     remove_stale_parts,
 )
-from .imageinfo import image_size
 from .layout import Layout, metadata_row
 from .limits import Limits, LimitSettings
 from .models import Observation, ObservationPage, Photo, photo_url_for_size, url_extension
 from .results import PhotoFailure, RunResult, SpeciesResult
-from .resume import DONE, FAILED, PENDING, PhotoRecord, ResumeStore
+from .resume import (
+    FAILED,
+    PhotoRecord,
+    ResumeStore,
+    StatusBatch,
+    done_change,
+    failed_change,
+    reconcile,
+)
 from .retry import RetryPolicy
 from .sampling import id_range, observer_key, spread_pages
 from .selection import Filters, Sampling
@@ -86,6 +91,8 @@ from .settings import (
 )
 from .sources import ApiSource, Source, TaxonChoice, choose_taxon
 from .species import SpeciesEntry, normalise_name, species_from_names
+from .writers.csvs import CsvWriter
+from .writers.species import SpeciesWriter, write_species
 
 
 @settings_or_options
@@ -322,6 +329,11 @@ class _Run:
         self._all: list[_Species] = []
         self.lookahead = LOOKAHEAD_PHOTOS
         self.lanes = API_LANES
+        self._finishing = asyncio.Lock()
+        #: Per-photo status changes, committed in batches.
+        self.statuses = StatusBatch(store)
+        #: What is written from the store when a species ends.
+        self.writers: list[SpeciesWriter] = [CsvWriter(self.layout, settings.query.size)]
         #: Each species' image folder, computed once (sanitising a name is not free).
         self._images: dict[str, Path] = {}
 
@@ -340,10 +352,12 @@ class _Run:
             _raise_deliberate(group_error)
         finally:
             # Whatever happened (done, Ctrl-C, disk full), the CSVs match the store.
+            with contextlib.suppress(InatError):
+                await self.statuses.flush()
             for species in self.species:
                 if not species.finished:
                     with contextlib.suppress(InatError):
-                        self._finish(species, emit=False)
+                        await self._finish(species, emit=False)
         result = RunResult([species.result for species in self.species])
         self.emit(RunFinished(result))
         return result
@@ -438,7 +452,7 @@ class _Run:
         species.started = time.monotonic()
         self.species.append(species)
         try:
-            self._start(species, backlog)
+            await self._start(species, backlog)
         except (StorageError, LimitsError):
             raise
         except InatError as exc:
@@ -449,12 +463,12 @@ class _Run:
             species.walked = True
         if species.walked:
             species.fetching = False
-            self._maybe_finish(species)
+            await self._maybe_finish(species)
         else:
             self._walking.append(species)
             await self._fetch(species, backlog)
 
-    def _start(self, species: _Species, backlog: Backlog[_Job]) -> None:
+    async def _start(self, species: _Species, backlog: Backlog[_Job]) -> None:
         if species.error is not None:
             raise species.error
         assert species.choice is not None
@@ -468,7 +482,7 @@ class _Run:
         remove_stale_parts(images)
 
         state = self.store.species(name)
-        todo = self._resume(species)
+        todo = await self._resume(species)
         self.emit(SpeciesStarted(name, self.settings.observations, state.observations, len(todo)))
         self._enqueue(backlog, species, todo)
 
@@ -538,7 +552,7 @@ class _Run:
             self._walking.remove(species)
             pages, species.pages = species.pages, None
             await pages.aclose()
-            self._maybe_finish(species)
+            await self._maybe_finish(species)
 
     def _take(self, species: _Species, page: ObservationPage, backlog: Backlog[_Job]) -> None:
         name, remaining = species.name, species.remaining
@@ -615,52 +629,18 @@ class _Run:
             self.emit(PhotoSkipped(species.name, observation.id, None, reason, detail))
         return observation, metadata_row(species.name, observation, len(kept)), kept
 
-    def _resume(self, species: _Species) -> list[PhotoRecord]:
-        """Photos an earlier run left to do: pending, failed for a transient reason, or deleted.
-
-        Done photos are most of a resumed species; they are only counted, never held, so a
-        rerun of a huge species costs memory for what is left to do, not for what is done.
-        """
-        name, result = species.name, species.result
-        images = self.layout.images_dir(name)
-        on_disk = {entry.name for entry in os.scandir(images) if entry.is_file()}
-        todo: list[PhotoRecord] = []
-        deleted: list[PhotoRecord] = []
-        renamed: list[tuple[PhotoRecord, Path]] = []
-        for record in self.store.iter_photos(name):
-            if record.status == DONE:
-                if record.file_name in on_disk:
-                    result.photos_already_done += 1
-                else:
-                    deleted.append(record)  # the user deleted it: fetch it again
-            elif record.status == PENDING:
-                path = self._saved_as(name, record, on_disk)
-                if path is not None:
-                    renamed.append((record, path))
-                else:
-                    todo.append(record)
-            elif record.status == FAILED and not record.missing:
-                todo.append(record)
-        # The read cursor is used up: the store may be written again.
-        for record in deleted:
-            self.store.mark_pending(record)
-            todo.append(record)
-        for record, path in renamed:
-            # Renamed into place, then killed before the store heard of it: a final
-            # name is only ever complete, so it is done.
-            self.store.mark_done(record, path.name, *_size_and_hash(path), image_size(path))
-            result.photos_already_done += 1
-        return todo
-
-    def _saved_as(self, name: str, record: PhotoRecord, on_disk: set[str]) -> Path | None:
-        """The final file of a photo the store still calls pending, if it is on disk."""
-        ext = url_extension(record.url)
-        # Without an extension in the URL, the content type chose one: try each.
-        for candidate in (ext,) if ext else SAVED_EXTENSIONS:
-            path = self.layout.photo_path(name, record, candidate)
-            if path.name in on_disk:
-                return path
-        return None
+    async def _resume(self, species: _Species) -> list[PhotoRecord]:
+        """What an earlier run left to do, found off the loop (see :func:`reconcile`)."""
+        name, layout = species.name, self.layout
+        await self.statuses.flush()  # the thread reads the store: make it current
+        found = await reconcile(
+            self.store,
+            name,
+            layout.images_dir(name),
+            lambda record: layout.saved_paths(name, record),
+        )
+        species.result.photos_already_done += found.already_done
+        return found.todo
 
     def _enqueue(
         self, backlog: Backlog[_Job], species: _Species, records: Iterable[PhotoRecord]
@@ -679,7 +659,7 @@ class _Run:
                 job.species.outstanding -= 1
             # Only after a photo is settled: a cancelled or failed download leaves its
             # species to the run's own clean-up, which cannot hide the stop or the error.
-            self._maybe_finish(job.species)
+            await self._maybe_finish(job.species)
 
     async def _download(self, job: _Job) -> None:
         species, record = job.species, job.record
@@ -697,16 +677,22 @@ class _Run:
         try:
             fetched = await self.fetcher.download(url, part, target)
         except PhotoError as exc:
-            self.store.mark_failed(record, exc.reason, missing=exc.missing)
+            self.statuses.add(failed_change(record, exc.reason, missing=exc.missing))
+            if self.statuses.due:
+                await self.statuses.flush()
             self.emit(
                 PhotoFailed(
                     name, record.observation_id, record.photo_id, url, exc.reason, exc.missing
                 )
             )
             return
-        # Reads the header only: cheap enough for the loop (the file is in the page cache).
-        dimensions = image_size(fetched.path)
-        self.store.mark_done(record, fetched.path.name, fetched.bytes, fetched.sha256, dimensions)
+        self.statuses.add(
+            done_change(
+                record, fetched.path.name, fetched.bytes, fetched.sha256, fetched.dimensions
+            )
+        )
+        if self.statuses.due:
+            await self.statuses.flush()
         species.result.photos_downloaded += 1
         species.result.bytes += fetched.bytes
         self.emit(
@@ -717,16 +703,24 @@ class _Run:
 
     # -- finishing ----------------------------------------------------------------------------
 
-    def _maybe_finish(self, species: _Species) -> None:
+    async def _maybe_finish(self, species: _Species) -> None:
         if species.walked and species.outstanding == 0 and not species.finished:
-            self._finish(species, emit=True)
+            await self._finish(species, emit=True)
 
-    def _finish(self, species: _Species, *, emit: bool) -> None:
+    async def _finish(self, species: _Species, *, emit: bool) -> None:
         species.finished = True
+        # One at a time, in the order species finish (the lock is fair): their events
+        # keep that order while the files are written off the loop.
+        async with self._finishing:
+            await self._write_outputs(species, emit=emit)
+
+    async def _write_outputs(self, species: _Species, *, emit: bool) -> None:
         name, result = species.name, species.result
+        await self.statuses.flush()
         stored = self.store.species(name)
         if stored.taxon is not None:  # a name that never resolved has nothing to write
-            self.layout.write_csvs(self.store, name, self.settings.query.size)
+            # In a thread with its own connection; skipped when the species did not change.
+            await write_species(self.store.path, name, self.writers)
         result.observations = stored.observations
         result.failures = [
             PhotoFailure(r.observation_id, r.photo_id, r.url, r.reason or "unknown", r.missing)
@@ -768,13 +762,3 @@ def _leaves(group: BaseExceptionGroup[InatError]) -> list[InatError]:
 def _internal(exc: Exception) -> InatError:
     """A bug met in one species' data, as that species' error: the others go on."""
     return InatError(f"internal error: {type(exc).__name__}: {exc}")
-
-
-def _size_and_hash(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            size += len(chunk)
-            digest.update(chunk)
-    return size, digest.hexdigest()

@@ -16,10 +16,16 @@ simply downloads again).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import itertools
 import json
+import os
 import sqlite3
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,10 +34,15 @@ from ._readonly import connect_readonly
 from .errors import OutputConflictError, StorageError
 from .models import Observation, Photo, Taxon
 from .options import Query
+from .photocheck import check_file, content_type_for
 
 SCHEMA_VERSION = 2
 STATE_DIR = ".inat-async"
 STATE_FILE = "state.sqlite3"
+
+#: How long a write made by a thread's connection waits for the write lock (the event
+#: loop's connection never waits inside SQLite on the per-photo path: see StatusBatch).
+BUSY_TIMEOUT_MS = 30_000
 
 #: Columns added after schema 1, with their types: :func:`_migrate` adds them to old stores.
 #: ``observer_id`` is the observer's numeric id (logins can change; NULL: unknown, in
@@ -42,6 +53,10 @@ _ADDED_PHOTO_COLUMNS = (
     ("stored_width", "INTEGER"),
     ("stored_height", "INTEGER"),
 )
+
+#: Columns added to ``species`` after schema 1. ``changes`` counts the writes that touched
+#: the species' rows: an output written at a count still current needs no rewrite.
+_ADDED_SPECIES_COLUMNS = (("changes", "INTEGER NOT NULL DEFAULT 0"),)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,6 +95,12 @@ CREATE TABLE IF NOT EXISTS photos (
     PRIMARY KEY (species, observation_id, position)
 );
 CREATE INDEX IF NOT EXISTS photos_status ON photos (species, status);
+CREATE TABLE IF NOT EXISTS outputs (
+    species TEXT NOT NULL,
+    writer TEXT NOT NULL,
+    changes INTEGER NOT NULL,
+    PRIMARY KEY (species, writer)
+);
 """
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
@@ -150,10 +171,7 @@ class ResumeStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
             elif not path.exists():
                 raise StorageError(f"no inat-async dataset in {out_dir}")
-            db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
+            db = _connect(path)
             db.executescript(_SCHEMA)
             _migrate(db)
         except sqlite3.Error as exc:
@@ -168,6 +186,15 @@ class ResumeStore:
                 store.close()
                 raise
         return store
+
+    @classmethod
+    def open_path(cls, path: Path) -> ResumeStore:
+        """Another connection to an open store's file, for work in a thread (writing CSVs,
+        reconciling with the disk): its own connection, its SQLite waits in its thread."""
+        try:
+            return cls(_connect(path), path)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the resume store {path}: {exc}") from exc
 
     @classmethod
     def open_readonly(cls, out_dir: Path) -> ResumeStore:
@@ -354,7 +381,9 @@ class ResumeStore:
                     new.append(record)
             _fill_observer_ids(self._db, observations)
             self._db.execute(
-                "UPDATE species SET watermark = MAX(watermark, ?) WHERE key = ?", (watermark, key)
+                """UPDATE species SET watermark = MAX(watermark, ?), changes = changes + 1
+                   WHERE key = ?""",
+                (watermark, key),
             )
         return new
 
@@ -385,30 +414,79 @@ class ResumeStore:
         dimensions: tuple[int, int] | None = None,
     ) -> None:
         """``dimensions``: the stored file's own (width, height), None when unreadable."""
-        width, height = dimensions or (None, None)
-        self._commit_one(
-            """UPDATE photos SET status = 'done', file_name = ?, bytes = ?, sha256 = ?,
-                   stored_width = ?, stored_height = ?,
-                   reason = NULL, missing = 0, attempts = attempts + 1
-               WHERE species = ? AND observation_id = ? AND position = ?""",
-            (file_name, nbytes, sha256, width, height, *_pk(record)),
-        )
+        with self._write():
+            self._apply_statuses([done_change(record, file_name, nbytes, sha256, dimensions)])
 
     def mark_failed(self, record: PhotoRecord, reason: str, *, missing: bool) -> None:
-        self._commit_one(
-            """UPDATE photos SET status = 'failed', reason = ?, missing = ?,
-                   attempts = attempts + 1
-               WHERE species = ? AND observation_id = ? AND position = ?""",
-            (reason, int(missing), *_pk(record)),
-        )
+        with self._write():
+            self._apply_statuses([failed_change(record, reason, missing=missing)])
 
     def mark_pending(self, record: PhotoRecord) -> None:
         with self._write():
+            self._apply_statuses([pending_change(record)])
+
+    def _apply_statuses(self, changes: Sequence[StatusChange]) -> None:
+        """Apply status changes inside the caller's transaction; count them per species."""
+        for sql, group in itertools.groupby(changes, key=lambda change: change[0]):
+            self._db.executemany(sql, [change[1] for change in group])
+        touched = sorted({change[2] for change in changes})
+        self._db.executemany(
+            "UPDATE species SET changes = changes + 1 WHERE key = ?", [(k,) for k in touched]
+        )
+
+    def commit_statuses(self, changes: Sequence[StatusChange]) -> None:
+        """Commit a batch of status changes in one transaction, or raise :class:`StoreBusy`
+        at once when another connection holds the write lock (never sleeping: the caller
+        waits on the event loop's timer and tries again)."""
+        self._db.execute("PRAGMA busy_timeout=0")
+        try:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise StoreBusy(str(exc)) from exc
+                raise StorageError(f"cannot write the resume store {self.path}: {exc}") from exc
+            try:
+                self._apply_statuses(changes)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise StorageError(f"cannot write the resume store {self.path}: {exc}") from exc
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def has_photos(self, name: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM photos WHERE species = ? LIMIT 1", (species_key(name),)
+        ).fetchone()
+        return row is not None
+
+    # -- outputs ------------------------------------------------------------------------------
+
+    def changes(self, name: str) -> int:
+        """How many writes touched the species so far (an output's freshness mark)."""
+        row = self._db.execute(
+            "SELECT changes FROM species WHERE key = ?", (species_key(name),)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def output_written_at(self, name: str, writer: str) -> int | None:
+        row = self._db.execute(
+            "SELECT changes FROM outputs WHERE species = ? AND writer = ?",
+            (species_key(name), writer),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def note_output(self, name: str, writer: str, changes: int) -> None:
+        with self._write():
             self._db.execute(
-                """UPDATE photos SET status = 'pending', file_name = NULL, bytes = NULL,
-                       sha256 = NULL WHERE species = ? AND observation_id = ? AND position = ?""",
-                _pk(record),
+                "INSERT OR REPLACE INTO outputs (species, writer, changes) VALUES (?, ?, ?)",
+                (species_key(name), writer, changes),
             )
+
+    def read_snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """Reads inside see one consistent state of the store (a deferred transaction)."""
+        return _Snapshot(self._db)
 
     def iter_export_rows(self) -> Iterator[ExportRow]:
         """Every done photo of every resolved species, with its observation's row, by photo
@@ -479,29 +557,247 @@ class ResumeStore:
     def _write(self) -> _Transaction:
         return _Transaction(self._db, self.path)
 
-    def _commit_one(self, sql: str, args: Sequence[object]) -> None:
-        """One statement, committed on its own: the per-photo path. Outside an explicit
-        transaction SQLite commits each statement by itself, as atomically and durably
-        as BEGIN IMMEDIATE ... COMMIT around it would, in one call instead of three."""
-        try:
-            self._db.execute(sql, args)
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot write the resume store {self.path}: {exc}") from exc
+
+@dataclass(slots=True)
+class Reconciled:
+    """What a rerun of a species still has to do, after comparing the store with the disk."""
+
+    #: Done photos whose files are where the store says.
+    already_done: int
+    #: Pending, failed for a transient reason, or done but deleted by the user.
+    todo: list[PhotoRecord]
+
+
+async def reconcile(
+    store: ResumeStore,
+    name: str,
+    images: Path,
+    saved_paths: Callable[[PhotoRecord], Sequence[Path]],
+) -> Reconciled:
+    """Compare the stored photos of ``name`` with the files in ``images``, in a thread
+    with its own connection (see :func:`reconcile_now`): the loop stays free whatever the
+    size of the species."""
+    if not store.has_photos(name):
+        return Reconciled(0, [])  # a new species: nothing to compare (one indexed lookup)
+    return await asyncio.to_thread(reconcile_now, store.path, name, images, saved_paths)
+
+
+def reconcile_now(
+    store_path: Path,
+    name: str,
+    images: Path,
+    saved_paths: Callable[[PhotoRecord], Sequence[Path]],
+) -> Reconciled:
+    """Photos an earlier run left to do: pending, failed for a transient reason, or deleted.
+
+    The photos are streamed from the store; done ones, most of a resumed species, are only
+    counted, never held, so memory grows with what is left to do, not with what is done
+    (plus the folder's file names). A pending photo whose file is under its final name was
+    renamed into place before the store heard of it (a kill between the two, or a status
+    batch not yet committed): it is adopted if it is a whole image of its type, else fetched
+    again (the download replaces it). ``saved_paths`` gives the names a photo may be saved
+    under.
+    """
+    with ResumeStore.open_path(store_path) as store:
+        on_disk = _file_names(images)
+        already_done = 0
+        todo: list[PhotoRecord] = []
+        changes: list[StatusChange] = []
+        with store.read_snapshot():
+            for record in store.iter_photos(name):
+                if record.status == DONE:
+                    if record.file_name in on_disk:
+                        already_done += 1
+                    else:
+                        changes.append(pending_change(record))  # deleted: fetch it again
+                        todo.append(record)
+                elif record.status == PENDING:
+                    adopted = _adopt(record, saved_paths(record), on_disk)
+                    if adopted is not None:
+                        changes.append(adopted)
+                        already_done += 1
+                    else:
+                        todo.append(record)
+                elif record.status == FAILED and not record.missing:
+                    todo.append(record)
+        if changes:
+            with store._write():
+                store._apply_statuses(changes)
+    return Reconciled(already_done, todo)
+
+
+def _file_names(folder: Path) -> set[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return {entry.name for entry in entries if entry.is_file(follow_symlinks=False)}
+    except FileNotFoundError:
+        return set()
+    except OSError as exc:
+        raise StorageError(f"cannot read {folder}: {exc.strerror}") from exc
+
+
+def _adopt(
+    record: PhotoRecord, candidates: Sequence[Path], on_disk: set[str]
+) -> StatusChange | None:
+    for path in candidates:
+        if path.name not in on_disk:
+            continue
+        check = check_file(path, content_type_for(path.suffix))
+        if check.problem is not None:
+            return None  # not what the server sends: download it over this file
+        nbytes, sha256 = _size_and_hash(path)
+        return done_change(record, path.name, nbytes, sha256, check.size)
+    return None
+
+
+def _size_and_hash(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            size += len(chunk)
+            digest.update(chunk)
+    return size, digest.hexdigest()
+
+
+class StatusBatch:
+    """Per-photo status changes committed together: one transaction per batch, not per photo.
+
+    A photo is renamed into place before its change is queued, so a crash before the batch
+    commits loses nothing: the next run finds the file under its final name and adopts it
+    (:func:`reconcile_now`); a lost failure is simply tried again. A batch commits when
+    :attr:`size` changes wait or the oldest waited :attr:`age` seconds (checked as photos
+    finish: see :attr:`due`), and whenever the run needs the store current (a species'
+    end). A store locked by another connection is waited for on the event loop's timer,
+    never inside SQLite, which would sleep on the loop's thread.
+    """
+
+    def __init__(
+        self,
+        store: ResumeStore,
+        *,
+        size: int = 256,
+        age: float = 1.0,
+        patience: float = BUSY_TIMEOUT_MS / 1000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self.size = size
+        self.age = age
+        self._patience = patience
+        self._clock = clock
+        self._pending: list[StatusChange] = []
+        self._since = 0.0
+        self._lock = asyncio.Lock()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, change: StatusChange) -> None:
+        if not self._pending:
+            self._since = self._clock()
+        self._pending.append(change)
+
+    @property
+    def due(self) -> bool:
+        return len(self._pending) >= self.size or (
+            bool(self._pending) and self._clock() - self._since >= self.age
+        )
+
+    async def flush(self) -> None:
+        """Commit every change queued so far (and any queued while waiting for the lock)."""
+        async with self._lock:
+            waited, delay = 0.0, 0.002
+            while self._pending:
+                changes, self._pending = self._pending, []
+                try:
+                    self._store.commit_statuses(changes)
+                except StoreBusy:
+                    self._pending = changes + self._pending
+                    if waited >= self._patience:
+                        raise StorageError(
+                            f"the resume store {self._store.path} stayed locked by another "
+                            f"connection for {waited:.0f} s"
+                        ) from None
+                    await asyncio.sleep(delay)
+                    waited += delay
+                    delay = min(delay * 2, 0.1)
+                except BaseException:
+                    self._pending = changes + self._pending
+                    raise
+
+
+class StoreBusy(Exception):
+    """Another connection holds the store's write lock: wait a moment and try again."""
+
+
+class _Snapshot:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN")
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._db.execute("COMMIT")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+#: A status change: (statement, its arguments, the species key it touches).
+StatusChange = tuple[str, tuple[object, ...], str]
+
+_DONE_SQL = """UPDATE photos SET status = 'done', file_name = ?, bytes = ?, sha256 = ?,
+    stored_width = ?, stored_height = ?, reason = NULL, missing = 0, attempts = attempts + 1
+    WHERE species = ? AND observation_id = ? AND position = ?"""
+_FAILED_SQL = """UPDATE photos SET status = 'failed', reason = ?, missing = ?,
+    attempts = attempts + 1 WHERE species = ? AND observation_id = ? AND position = ?"""
+_PENDING_SQL = """UPDATE photos SET status = 'pending', file_name = NULL, bytes = NULL,
+    sha256 = NULL WHERE species = ? AND observation_id = ? AND position = ?"""
+
+
+def done_change(
+    record: PhotoRecord,
+    file_name: str,
+    nbytes: int,
+    sha256: str,
+    dimensions: tuple[int, int] | None = None,
+) -> StatusChange:
+    width, height = dimensions or (None, None)
+    args = (file_name, nbytes, sha256, width, height, *_pk(record))
+    return _DONE_SQL, args, record.species
+
+
+def failed_change(record: PhotoRecord, reason: str, *, missing: bool) -> StatusChange:
+    return _FAILED_SQL, (reason, int(missing), *_pk(record)), record.species
+
+
+def pending_change(record: PhotoRecord) -> StatusChange:
+    return _PENDING_SQL, _pk(record), record.species
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, translating SQLite failures (full disk) to StorageError."""
+    """BEGIN IMMEDIATE ... COMMIT, translating SQLite failures (full disk) to StorageError.
+    Inside a transaction already open, it joins it (the outer one commits)."""
 
     def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db, self._path = db, path
+        self._joined = False
 
     def __enter__(self) -> None:
+        if self._db.in_transaction:
+            self._joined = True
+            return
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot write the resume store {self._path}: {exc}") from exc
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._joined:
+            return
         try:
             self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
         except sqlite3.Error as error:
@@ -512,12 +808,21 @@ class _Transaction:
                 ) from error
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return db
+
+
 def _migrate(db: sqlite3.Connection) -> None:
     """Bring a store of an older schema up to date: new columns start NULL (unknown)."""
-    present = {row[1] for row in db.execute("PRAGMA table_info(photos)")}
-    for name, kind in _ADDED_PHOTO_COLUMNS:
-        if name not in present:
-            db.execute(f"ALTER TABLE photos ADD COLUMN {name} {kind}")
+    for table, added in (("photos", _ADDED_PHOTO_COLUMNS), ("species", _ADDED_SPECIES_COLUMNS)):
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in added:
+            if name not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
     # Only rows still missing their observer id are indexed: the index stays empty in a
     # dataset created with it, and makes filling old rows by login cheap.
     db.execute(
@@ -537,6 +842,11 @@ def _fill_observer_ids(
         if o.user_login is not None and o.user_id is not None
     }
     for login, user_id in seen:
+        db.execute(
+            """UPDATE species SET changes = changes + 1 WHERE key IN (SELECT DISTINCT species
+               FROM photos WHERE observer_id IS NULL AND login = ?)""",
+            (login,),
+        )
         db.execute(
             "UPDATE photos SET observer_id = ? WHERE observer_id IS NULL AND login = ?",
             (user_id, login),

@@ -9,10 +9,10 @@ import pytest
 from support import FAST_RETRY
 
 from inat_async import StorageError, download_all
-from inat_async.layout import Layout
 from inat_async.limits import LimitSettings
 from inat_async.pipeline import _Job, _Run
 from inat_async.testing import FakeInatServer
+from inat_async.writers.csvs import CsvWriter
 
 SPECIES = "Apis mellifera"
 
@@ -92,14 +92,17 @@ async def test_a_storage_error_while_stopping_does_not_hide_the_stop(
     main: asyncio.Task[object] | None = None
     writes = 0
 
-    def full_while_stopping(self: Layout, *args: object, **kwargs: object) -> None:
+    loop = asyncio.get_running_loop()
+
+    def full_while_stopping(self: CsvWriter, *args: object, **kwargs: object) -> None:
         nonlocal writes
         writes += 1
         assert main is not None
-        main.cancel()  # the CLI's SIGINT handler does exactly this
+        # The CLI's SIGINT handler does exactly this (the CSVs are written in a thread).
+        loop.call_soon_threadsafe(main.cancel)
         raise StorageError("cannot write the CSV files: No space left on device")
 
-    monkeypatch.setattr(Layout, "write_csvs", full_while_stopping)
+    monkeypatch.setattr(CsvWriter, "write", full_while_stopping)
     main = asyncio.create_task(
         download_all(
             [SPECIES], observations=10, workers=2, **options(server, tmp_path / "out", fast_limits)
