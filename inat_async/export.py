@@ -334,6 +334,8 @@ class _Export:
             group_by=options.group_by,
         )
         self._images: dict[str, Path] = {}
+        #: Class folder names by taxon id (a handful; fixed once chosen).
+        self._classes: dict[int, str] = {}
 
     def run(self) -> ExportResult:
         for seen, row in enumerate(self.store.iter_export_rows(), start=1):
@@ -359,7 +361,10 @@ class _Export:
         if state.has_photo(photo.photo_id, item.taxon_id):
             result.already += 1
             return
-        class_name, _ = state.class_index(item.taxon_id, species_dir_name(item.taxon_name))
+        class_name = self._classes.get(item.taxon_id)
+        if class_name is None:
+            class_name, _ = state.class_index(item.taxon_id, species_dir_name(item.taxon_name))
+            self._classes[item.taxon_id] = class_name
         row = self._row(item)
         assert photo.sha256 is not None and photo.bytes is not None and photo.file_name
         prior = state.same_bytes(photo.sha256) or state.same_photo(photo.photo_id)
@@ -447,13 +452,14 @@ class _Export:
             # Photos stored before observer ids were kept are grouped by login: one
             # observer keeps one split whichever of the two keys a photo carries.
             keys = (key, f"login:{photo.login}")
-        split = self.state.group_split(item.taxon_id, keys)
+        split, known = self.state.group_split(item.taxon_id, keys)
         if split is None:
             split = split_of(
                 options.splits, seed=options.seed, species=str(item.taxon_id), group=key
             )
-        for k in keys:
-            self.state.set_group_split(item.taxon_id, k, split)
+        if known < len(keys):
+            for k in keys:
+                self.state.set_group_split(item.taxon_id, k, split)
         return split
 
     def _row(self, item: ExportRow) -> dict[str, Any]:

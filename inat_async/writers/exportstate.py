@@ -167,15 +167,19 @@ class ExportState:
         """(taxon id, folder name, index), by index."""
         return list(self._db.execute("SELECT taxon_id, name, idx FROM classes ORDER BY idx"))
 
-    def group_split(self, taxon_id: int, keys: tuple[str, ...]) -> str | None:
-        """The split already given to any of ``keys`` (aliases of one group), if any."""
+    def group_split(self, taxon_id: int, keys: tuple[str, ...]) -> tuple[str | None, int]:
+        """The split already given to any of ``keys`` (aliases of one group), if any, and
+        how many of the keys have it recorded."""
+        found: str | None = None
+        known = 0
         for key in keys:
             row = self._db.execute(
                 "SELECT split FROM groups WHERE taxon_id = ? AND key = ?", (taxon_id, key)
             ).fetchone()
             if row is not None:
-                return str(row[0])
-        return None
+                known += 1
+                found = found or str(row[0])
+        return found, known
 
     def set_group_split(self, taxon_id: int, key: str, split: str) -> None:
         self._write(

@@ -141,6 +141,8 @@ class Placer:
         self.mode = mode
         self._links_work = mode in ("auto", "hardlink")
         self.used: dict[str, int] = {}
+        #: Folders known to exist: one mkdir per class folder, not one per photo.
+        self._folders: set[Path] = set()
 
     def place(
         self, source: Path, target: Path, *, convert: bool, known: tuple[int, str]
@@ -150,10 +152,12 @@ class Placer:
         ``known`` is the source's size and sha256 (as the resume store recorded them and
         the caller checked the size): links and copies hold those bytes.
         """
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create {target.parent}: {exc.strerror}") from exc
+        if target.parent not in self._folders:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create {target.parent}: {exc.strerror}") from exc
+            self._folders.add(target.parent)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
             if convert:
@@ -176,7 +180,8 @@ class Placer:
         return result
 
     def _put(self, source: Path, tmp: Path) -> str:
-        with contextlib.suppress(FileNotFoundError):
+        # A leftover of a killed export under this pid's temporary name: start afresh.
+        if os.path.lexists(tmp):
             tmp.unlink()
         if self.mode == "symlink":
             try:
