@@ -338,6 +338,12 @@ class _Export:
         self._classes: dict[int, str] = {}
 
     def run(self) -> ExportResult:
+        # Class indexes (WebDataset .cls, Parquet class_index) in name order, as
+        # torchvision's ImageFolder numbers classes; species resolved later (a grown
+        # species list) are numbered after them, so an index never changes.
+        taxa = {s.taxon.id: s.taxon.name for s in self.store.all_species() if s.taxon}
+        for taxon_id, name in sorted(taxa.items(), key=lambda t: species_dir_name(t[1])):
+            self.state.class_index(taxon_id, species_dir_name(name))
         for seen, row in enumerate(self.store.iter_export_rows(), start=1):
             self._take(row)
             self.state.maybe_commit()

@@ -194,6 +194,7 @@ def test_webdataset_shards_and_parquet(downloaded: Downloaded, tmp_path: Path) -
     result = _export(downloaded, dest, formats="webdataset,parquet", shard_size="100kB")
     assert not (dest / "train").exists()
     classes = (dest / "webdataset" / "classes.txt").read_text(encoding="utf-8").split()
+    assert classes == ["Apis_mellifera", "Mantis_religiosa"]  # numbered as torchvision does
     shards = sorted((dest / "webdataset").glob("*.tar"))
     assert len(shards) > 3  # 100 kB shards: several per split
     samples: dict[str, dict[str, bytes]] = defaultdict(dict)
