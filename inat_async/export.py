@@ -64,7 +64,7 @@ from .writers.credits import (
 )
 from .writers.exportstate import STATE_DIR, ExportState
 from .writers.files import LINK_MODES, LinkMode, Placer, UnreadableImage, write_csv, write_text
-from .writers.manifest import MANIFEST, write_manifest
+from .writers.manifest import MANIFEST, FileEntry, write_manifest
 
 Format = Literal["imagefolder", "webdataset", "parquet"]
 FORMATS: tuple[Format, ...] = ("imagefolder", "webdataset", "parquet")
@@ -206,6 +206,8 @@ class ExportResult:
     #: Photos exported by this call; the rest were exported before.
     added: int = 0
     already: int = 0
+    #: Exported photo files found deleted from DEST and put back from the run folder.
+    restored: int = 0
     #: Photos whose bytes equal an exported photo's, and of those, the conflicts.
     duplicates: int = 0
     conflicts: int = 0
@@ -366,6 +368,7 @@ class _Export:
             return
         if state.has_photo(photo.photo_id, item.taxon_id):
             result.already += 1
+            self._restore(item)
             return
         class_name = self._classes.get(item.taxon_id)
         if class_name is None:
@@ -392,10 +395,7 @@ class _Export:
                     )
                 )
             return
-        images = self._images.get(item.species)
-        if images is None:
-            images = self._images[item.species] = self.layout.images_dir(item.species)
-        source = images / photo.file_name
+        source = self._source(item)
         try:
             size = source.stat().st_size
         except FileNotFoundError:
@@ -421,8 +421,6 @@ class _Export:
             except UnreadableImage:
                 self._skip("unreadable")
                 return
-            from .writers.manifest import FileEntry
-
             state.add_file(FileEntry(path, file_size, file_sha))
         row.update(file_name=relative, split=split)
         state.add_photo(
@@ -438,6 +436,36 @@ class _Export:
             row=row,
         )
         result.added += 1
+
+    def _restore(self, item: ExportRow) -> None:
+        """Put back an exported photo file someone deleted from DEST, from the run folder."""
+        placed = self.state.placed(item.photo.photo_id)
+        if placed is None:
+            return
+        path, convert = placed
+        target = self.dest / path
+        if os.path.lexists(target):
+            return
+        source = self._source(item)
+        photo = item.photo
+        assert photo.sha256 is not None and photo.bytes is not None
+        try:
+            if source.stat().st_size != photo.bytes:
+                return
+            size, digest = self.placer.place(
+                source, target, convert=convert, known=(photo.bytes, photo.sha256)
+            )
+        except (FileNotFoundError, UnreadableImage):
+            return
+        self.state.add_file(FileEntry(path, size, digest))
+        self.result.restored += 1
+
+    def _source(self, item: ExportRow) -> Path:
+        images = self._images.get(item.species)
+        if images is None:
+            images = self._images[item.species] = self.layout.images_dir(item.species)
+        assert item.photo.file_name is not None
+        return images / item.photo.file_name
 
     def _species_of(self, taxon_id: int) -> str:
         for tid, name, _ in self.state.classes():

@@ -131,3 +131,16 @@ def test_exported_files_are_readable_by_others_as_the_umask_allows(exported: Pat
         assert (exported / name).stat().st_mode & 0o777 == expected, name
     shard = next(exported.glob("webdataset/*.tar"))
     assert shard.stat().st_mode & 0o777 == expected
+
+
+def test_reexport_puts_back_a_deleted_photo_with_the_same_bytes(exported: Path) -> None:
+    victim = sorted(exported.glob("train/*/*.jpg"))[0]
+    victim.unlink()
+    assert verify_dataset(exported).missing == 1
+    again = export_dataset(
+        exported,
+        out_dir=exported.parent / "results",
+        options=ExportOptions.create(link="copy", formats="imagefolder,webdataset"),
+    )
+    assert again.restored == 1 and again.added == 0
+    assert verify_dataset(exported).ok

@@ -152,6 +152,12 @@ def render_export(console: Console, result: ExportResult) -> None:
         f"{', '.join(result.formats)}.",
         markup=False,
     )
+    if result.restored:
+        console.print(
+            f"{count(result.restored)} exported photos were missing from {result.dest} and "
+            "were put back from the run folder.",
+            markup=False,
+        )
     if result.converted:
         console.print(
             f"{count(result.converted)} GIF photos were converted to PNG "

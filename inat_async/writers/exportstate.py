@@ -204,6 +204,14 @@ class ExportState:
             is not None
         )
 
+    def placed(self, photo_id: int) -> tuple[str, bool] | None:
+        """(path in DEST, converted) of an exported photo with an image-folder file."""
+        row = self._db.execute(
+            "SELECT path, convert FROM photos WHERE photo_id = ? AND path IS NOT NULL",
+            (photo_id,),
+        ).fetchone()
+        return None if row is None else (str(row[0]), bool(row[1]))
+
     def same_bytes(self, sha256: str) -> Exported | None:
         row = self._db.execute(
             "SELECT photo_id, taxon_id, split FROM photos WHERE sha256 = ? LIMIT 1", (sha256,)
