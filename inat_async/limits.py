@@ -33,6 +33,12 @@ Media bytes -- :meth:`Limits.reserve`
     run. Smoothing the hourly budget into a pace (``byte_burst`` below 1) is an
     opt-in: it makes every job under the budget slower than its link.
 
+    The bytes are taken from the store in blocks of a few dozen photos and handed out
+    in memory; settlements are written in batches (after ``FLUSH_EVERY`` of them,
+    ``FLUSH_DELAY`` seconds, or at once when no download is out any more), so most
+    photos cost no store transaction at all. A download cancelled or failed midway
+    is charged the bytes it received (:meth:`Reservation.add_received`).
+
 Time comes from one :class:`Clock`. The default, :class:`LoopClock`, is the event
 loop's time anchored to the wall clock, so times stored by several processes are
 comparable while tests can run on a fake loop time (e.g. ``looptime``) and never
@@ -59,7 +65,17 @@ import platformdirs
 from aiolimiter import AsyncLimiter
 
 from .errors import LimitsError, UsageError
-from .limitstore import ByteRules, Decision, LimitStore, Pause, RequestRules, WindowState
+from .limitstore import (
+    PAUSED,
+    Block,
+    ByteRules,
+    Decision,
+    LimitStore,
+    Pause,
+    RequestRules,
+    StoreBusy,
+    WindowState,
+)
 
 __all__ = [
     "OFFICIAL_MAX_PER_MINUTE",
@@ -85,6 +101,18 @@ OFFICIAL_MAX_PER_MINUTE: Final = 60
 #: ``budget`` say how full the budget that stopped it is (bytes, or requests; spent
 #: includes the bytes in flight), None for a pause that is not a budget (a 429).
 WaitCallback = Callable[[str, float, int | None, int | None], None]
+
+#: Settled downloads are written to the store after this many of them...
+FLUSH_EVERY: Final = 64
+#: ... or this many seconds after the first, whichever comes first.
+FLUSH_DELAY: Final = 0.5
+#: A block from the store holds about this many typical photos ahead.
+BLOCK_PHOTOS: Final = 32
+#: A busy store is asked again after about this long, on a loop timer...
+_BUSY_RETRY: Final = 0.01
+#: ... until it has been busy this long.
+_BUSY_LIMIT: Final = 30.0
+_GRANTED: Final = Decision(True)
 
 #: A wait shorter than this is never zero: it guards against float rounding making a
 #: window boundary look one ulp away forever.
@@ -348,7 +376,7 @@ class Reservation:
             reservation.commit(size)
     """
 
-    __slots__ = ("_limits", "_settled", "held", "id", "received", "requested")
+    __slots__ = ("_epoch", "_limits", "_settled", "held", "id", "received", "requested")
 
     def __init__(self, limits: Limits, reservation_id: int, requested: int, held: int) -> None:
         self._limits = limits
@@ -360,6 +388,8 @@ class Reservation:
         #: Bytes counted by :meth:`add_received` so far.
         self.received = 0
         self._settled = False
+        #: The block it was handed out from (a block that expired has a newer one).
+        self._epoch = 0
 
     @property
     def settled(self) -> bool:
@@ -414,7 +444,10 @@ class _LoopState:
         self.bytes_lock = asyncio.Lock()
         #: Set when a reservation of this process settles: room may have appeared.
         self.bytes_changed = asyncio.Event()
-        self.renewal: asyncio.TimerHandle | None = None
+        #: Flushes settled downloads and renews the block's lease (see Limits._tick).
+        self.timer: asyncio.TimerHandle | None = None
+        #: Retries writing a 429's pause when the store was busy.
+        self.backoff_retry: asyncio.TimerHandle | None = None
 
 
 class Limits:
@@ -444,6 +477,10 @@ class Limits:
         self._store = (
             store if store is not None else LimitStore.in_dir(settings.resolved_state_dir())
         )
+        if not self._store.readonly:
+            # Never let SQLite sleep on the loop's thread for a lock: a busy store
+            # raises StoreBusy at once and the waiting is done on a loop timer.
+            self._store.set_busy_timeout(0)
         self._request_rules = settings.request_rules()
         self._byte_rules = settings.byte_rules()
         # After the pause of a 429 the pace stays halved this long.
@@ -452,6 +489,19 @@ class Limits:
         # reservation blocked by bytes held elsewhere asks again this often.
         self._poll = min(1.0, settings.minute / 60)
         self._held: dict[int, Reservation] = {}
+        #: The bytes this process holds in the store, handed out to reservations.
+        self._block = Block()
+        self._next_id = 0
+        #: Settlements not written to the store yet.
+        self._unsynced = 0
+        self._typical = 100_000.0
+        # A crashed process's block is charged whole: keep its unused part small.
+        self._max_keep = max(1, settings.hourly_bytes // 20)
+        self._flush_delay = min(FLUSH_DELAY, settings.lease / 6)
+        #: 429 pauses this process ordered (host -> until), kept even if the store
+        #: was too busy to take them at once.
+        self._local_pauses: dict[str, tuple[float, float]] = {}
+        self._last_snapshot: LimitsSnapshot | None = None
         self._waits: dict[str, tuple[str, float, int | None, int | None]] = {}
         #: API hosts this process sent requests to: their pauses are the ones it shows.
         self._hosts: set[str] = set()
@@ -487,7 +537,7 @@ class Limits:
         notified = self._notify_follower("requests", state.request_lock, on_wait)
         async with state.request_lock:
             await self._admit(
-                lambda: self._store.take_request(self._clock.now(), self._request_rules, host),
+                lambda: self._take_request(host),
                 "requests",
                 on_wait,
                 None,
@@ -498,7 +548,14 @@ class Limits:
         """Take a request slot now if one is free, without waiting (nor the in-process
         pacer: the store's shared pace still applies)."""
         self._check_open()
-        return self._store.take_request(self._clock.now(), self._request_rules, host).granted
+        return self._take_request(host).granted
+
+    def _take_request(self, host: str) -> Decision:
+        now = self._clock.now()
+        local = self._local_pauses.get(host)
+        if local is not None and now < local[0]:
+            return Decision(False, local[0], PAUSED)
+        return self._store.take_request(now, self._request_rules, host)
 
     def backoff(self, retry_after: float, *, host: str = "") -> None:
         """``host`` answered a 429: nobody, in any process, sends it a request before
@@ -508,7 +565,32 @@ class Limits:
         self._hosts.add(host)
         retry_after = min(max(0.0, float(retry_after)), self.settings.max_pause)
         paused_until = self._clock.now() + retry_after
-        self._store.set_backoff(paused_until, paused_until + self._slow_for, host)
+        known = self._local_pauses.get(host, (0.0, 0.0))
+        self._local_pauses[host] = (
+            max(known[0], paused_until),
+            max(known[1], paused_until + self._slow_for),
+        )
+        self._write_pauses()
+
+    def _write_pauses(self) -> None:
+        """Share this process's 429 pauses through the store; a busy store is tried
+        again on a loop timer (this process holds back meanwhile all the same)."""
+        try:
+            for host, (paused, slow) in list(self._local_pauses.items()):
+                self._store.set_backoff(paused, slow, host)
+        except StoreBusy:
+            try:
+                state = self._state()
+            except RuntimeError:
+                raise
+            if state.backoff_retry is None or state.backoff_retry.cancelled():
+                state.backoff_retry = state.loop.call_later(_BUSY_RETRY, self._retry_pauses)
+
+    def _retry_pauses(self) -> None:
+        if self._loop_state is not None:
+            self._loop_state.backoff_retry = None
+        if not self._closed:
+            self._write_pauses()
 
     def pauses(self) -> list[Pause]:
         """The 429 pauses and slow-downs still running, per API host, of every process."""
@@ -518,80 +600,145 @@ class Limits:
         """End the 429 pauses (and slow-downs) of ``host`` (see :func:`api_host`), or of
         every host, for every process: how many hosts had one."""
         self._check_open()
+        if host is None:
+            self._local_pauses.clear()
+        else:
+            self._local_pauses.pop(host, None)
         return self._store.clear_backoff(host)
 
     # -- bytes ---------------------------------------------------------------------
 
     async def reserve(self, nbytes: int, on_wait: WaitCallback | None = None) -> Reservation:
         """Wait until the hourly and daily byte windows can take ``nbytes`` (an
-        estimate), then hold them until the reservation is settled."""
+        estimate), then hold them until the reservation is settled.
+
+        Bytes are taken from the store in blocks and handed out here: most
+        reservations cost no I/O at all (see :class:`~inat_async.limitstore.Block`).
+        """
         self._check_open()
         if nbytes < 0:
             raise ValueError(f"cannot reserve a negative number of bytes: {nbytes}")
+        held = min(nbytes, self.settings.hourly_bytes, self.settings.daily_bytes)
         state = self._state()
+        if not state.bytes_lock.locked() and self._block.free >= held:
+            return self._hand_out(held, nbytes)  # in memory: nobody queues before us
         notified = self._notify_follower("bytes", state.bytes_lock, on_wait)
         async with state.bytes_lock:
-            decision = await self._admit(
-                lambda: self._store.try_reserve(self._clock.now(), nbytes, self._byte_rules),
+            await self._admit(
+                lambda: self._make_room(held),
                 "bytes",
                 on_wait,
                 state.bytes_changed,
                 notified=notified,
             )
             # No await between the grant and handing the reservation over: a
-            # cancellation cannot leave a held row without an owner object.
-            return self._hold(decision, nbytes)
+            # cancellation cannot leave bytes handed out without an owner object.
+            return self._hand_out(held, nbytes)
 
     def try_reserve(self, nbytes: int) -> Reservation | None:
         """Hold ``nbytes`` now if the budgets allow, else None (no waiting)."""
         self._check_open()
-        decision = self._store.try_reserve(self._clock.now(), nbytes, self._byte_rules)
-        return self._hold(decision, nbytes) if decision.granted else None
+        if nbytes < 0:
+            raise ValueError(f"cannot reserve a negative number of bytes: {nbytes}")
+        held = min(nbytes, self.settings.hourly_bytes, self.settings.daily_bytes)
+        if not self._make_room(held).granted:
+            return None
+        return self._hand_out(held, nbytes)
 
-    def _hold(self, decision: Decision, requested: int) -> Reservation:
-        assert decision.reservation_id is not None
-        reservation = Reservation(self, decision.reservation_id, requested, decision.held)
+    def flush(self) -> None:
+        """Write the downloads settled so far to the store now (they are written in
+        batches: after ``FLUSH_EVERY`` of them, ``FLUSH_DELAY`` seconds, or when a
+        reservation needs the store). Raises :class:`StoreBusy` if the store is locked."""
+        self._check_open()
+        self._sync(0)
+
+    def _make_room(self, held: int) -> Decision:
+        if self._block.free >= held:
+            return _GRANTED
+        return self._sync(held)
+
+    def _sync(self, want: int) -> Decision:
+        block = self._block
+        if self.settings.byte_burst < 1:
+            keep = 0  # the opt-in pace counts what is held: hold nothing ahead
+        elif want or block.out:
+            keep = max(want, min(BLOCK_PHOTOS * round(self._typical), self._max_keep))
+        else:
+            keep = 0  # idle: hold nothing another process could use
+        decision = self._store.sync(
+            self._clock.now(), block, self._byte_rules, want=want, keep=keep
+        )
+        self._unsynced = 0
+        return decision
+
+    def _hand_out(self, held: int, requested: int) -> Reservation:
+        self._block.out += held
+        self._next_id += 1
+        reservation = Reservation(self, self._next_id, requested, held)
+        reservation._epoch = self._block.epoch
         self._held[reservation.id] = reservation
-        self._arm_renewal()
+        self._typical += (held - self._typical) / 16
+        self._arm_timer()
         return reservation
 
     def _settle(self, reservation: Reservation, charged: int) -> None:
-        # Settled first: if the store fails below, the row's lease runs out and the
-        # estimate is charged, which is safe; settling twice would not be.
+        # Settled first: if the store fails below, the block's lease runs out and
+        # its bytes are charged, which is safe; settling twice would not be.
         reservation._settled = True
         self._held.pop(reservation.id, None)
+        block = self._block
+        if reservation._epoch == block.epoch:
+            block.out -= reservation.held
+            block.freed += reservation.held
+        else:  # its block expired and was charged meanwhile (see Block.credit)
+            block.stale -= reservation.held
+        block.charge += charged
+        self._unsynced += 1
         if self._closed:
             return
-        self._store.settle(
-            self._clock.now(),
-            reservation.id,
-            estimate=reservation.held,
-            charged=charged,
-            rules=self._byte_rules,
-        )
         state = self._loop_state
+        waiting = state is not None and state.bytes_lock.locked()
+        # Written now after a batch, or when nothing is out any more: the end of a
+        # run (or a pause between its downloads) leaves the ledger exact and holds
+        # nothing another process could use, even if the loop stops right after.
+        if self._unsynced >= FLUSH_EVERY or (block.out == 0 and not waiting):
+            with contextlib.suppress(StoreBusy):  # the timer tries again
+                self._sync(0)
+        self._arm_timer()
         if state is not None:
             state.bytes_changed.set()
 
-    def _arm_renewal(self) -> None:
-        """Keep the leases of held reservations alive with a timer on the loop."""
+    def _arm_timer(self) -> None:
+        """One timer on the loop writes settled downloads within ``FLUSH_DELAY`` and
+        keeps the block's lease alive while downloads run."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return  # no loop to keep them alive: they may expire and be charged
+            return  # no loop to keep the lease alive: it may expire and be charged
         state = self._state()
-        if state.renewal is None:
-            state.renewal = loop.call_later(self.settings.lease / 3, self._renew, state)
+        delay = self._flush_delay if self._unsynced else self.settings.lease / 3
+        due = loop.time() + delay
+        if state.timer is not None:
+            if state.timer.when() <= due:
+                return
+            state.timer.cancel()
+        state.timer = loop.call_at(due, self._tick, state)
 
-    def _renew(self, state: _LoopState) -> None:
-        state.renewal = None
-        if self._closed or not self._held:
+    def _tick(self, state: _LoopState) -> None:
+        state.timer = None
+        if self._closed or (not self._unsynced and self._block.id is None):
             return
-        with contextlib.suppress(LimitsError):
-            # A failed renewal only risks the lease running out, which charges the
-            # estimate: too cautious, never over budget. The next tick tries again.
-            self._store.renew(self._clock.now(), self._held, self.settings.lease)
-        state.renewal = state.loop.call_later(self.settings.lease / 3, self._renew, state)
+        try:
+            self._sync(0)
+        except StoreBusy:
+            state.timer = state.loop.call_later(_BUSY_RETRY, self._tick, state)
+            return
+        except LimitsError:
+            # A failed write only risks the lease running out, which charges the
+            # block: too cautious, never over budget. The next tick tries again.
+            pass
+        if self._block.id is not None or self._unsynced:
+            self._arm_timer()
 
     # -- waiting -------------------------------------------------------------------
 
@@ -621,12 +768,29 @@ class Limits:
         *,
         notified: bool,
     ) -> Decision:
+        busy_since: float | None = None
+        busy_delay = _BUSY_RETRY / 4
         try:
             while True:
                 if changed is not None:
                     # Cleared *before* asking: a settlement after the answer wakes us.
                     changed.clear()
-                decision = attempt()
+                try:
+                    decision = attempt()
+                except StoreBusy:
+                    # Another process holds the lock: wait a moment on a loop timer
+                    # (SQLite's own busy wait would sleep on the loop's thread).
+                    now = self._clock.now()
+                    busy_since = now if busy_since is None else busy_since
+                    if now - busy_since > _BUSY_LIMIT:
+                        raise LimitsError(
+                            f"the limits store stayed locked for {_BUSY_LIMIT:.0f} s",
+                            path=self._store.path,
+                        ) from None
+                    await asyncio.sleep(busy_delay)
+                    busy_delay = min(busy_delay * 2, _BUSY_RETRY * 4)
+                    continue
+                busy_since, busy_delay = None, _BUSY_RETRY / 4
                 if decision.granted:
                     return decision
                 now = self._clock.now()
@@ -654,7 +818,19 @@ class Limits:
     # -- reading and closing -------------------------------------------------------
 
     def snapshot(self) -> LimitsSnapshot:
-        """Spent budgets of every process of this user, and this process's waits."""
+        """Spent budgets of every process of this user, and this process's waits.
+
+        A store too busy to read at this instant gives the last snapshot again."""
+        try:
+            if self._unsynced and not self._closed:
+                self._sync(0)
+            return self._read_snapshot()
+        except StoreBusy:
+            if self._last_snapshot is None:
+                raise
+            return self._last_snapshot
+
+    def _read_snapshot(self) -> LimitsSnapshot:
         now = self._clock.now()
         usage = self._store.usage(
             now, self._request_rules, self._byte_rules, self._hosts if self._hosts else None
@@ -666,7 +842,7 @@ class Limits:
         ) -> WindowUsage:
             return WindowUsage(name, state.used, budget, length, in_flight, state.next_free_at)
 
-        return LimitsSnapshot(
+        self._last_snapshot = LimitsSnapshot(
             at=now,
             requests_minute=window(
                 "requests per minute", usage.requests_minute, s.requests_per_minute, s.minute
@@ -685,6 +861,7 @@ class Limits:
             waiting=tuple((reason, at) for reason, at, _, _ in self._waits.values()),
             pauses=tuple(self._store.pauses(now)),
         )
+        return self._last_snapshot
 
     def _check_open(self) -> None:
         if self._closed:
@@ -696,12 +873,19 @@ class Limits:
         if self._closed:
             return
         state = self._loop_state
-        if state is not None and state.renewal is not None:
-            state.renewal.cancel()
-            state.renewal = None
+        if state is not None:
+            for timer in (state.timer, state.backoff_retry):
+                if timer is not None:
+                    timer.cancel()
+            state.timer = state.backoff_retry = None
         try:
             for reservation in list(self._held.values()):
                 reservation.release(received=reservation.held)
+            if (self._unsynced or self._block.id is not None) and not self._store.readonly:
+                # The last write may wait a little for the lock: the run is over.
+                self._store.set_busy_timeout(_BUSY_LIMIT / 10)
+                with contextlib.suppress(StoreBusy):  # then the lease charges it
+                    self._sync(0)
         finally:
             self._closed = True
             _forget(self)

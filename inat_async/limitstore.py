@@ -22,17 +22,31 @@ A row at time ``a`` is inside the window at ``now`` when ``a > now - length``: i
 leaves at exactly ``a + length``, and any half-open window of that length holds no
 more than the budget.
 
-Bytes in flight live in ``reservations``: one row per download that has been
-admitted but not settled, with its estimate, its owner (one random token per store
-connection) and a *lease*. The owner renews its leases while it downloads; if it
-crashes, its rows expire after the lease and are charged at their estimate (we cannot
-know how much a dead process received, so we assume all of it). Settling deletes the
-row and appends the real size to ``media``; a reservation that already expired is only
-charged the part of its real size above the estimate it was charged at.
+Bytes in flight live in ``reservations``: rows with an amount held, an owner (one
+random token per store connection) and a *lease*. A process takes bytes in *blocks*
+(:class:`Block`, :meth:`LimitStore.sync`): one row, grown in one transaction when the
+windows can take it, whose bytes the process hands out to its downloads in memory;
+the real sizes of the downloads settled since the last sync enter ``media`` as one
+row in the next sync, which also gives back their estimates. So a window never holds
+more than its budget plus the excess of real sizes over estimates, as with one row per
+download, for a transaction every few dozen photos instead of two per photo. The
+owner renews its lease while it downloads; if it crashes, its row expires after the
+lease and is charged whole (we cannot know how much a dead process received, so we
+assume all of it; a block keeps little unused). A block that expired while its owner
+was alive (suspended, say) covers the charges of the downloads it held: only what
+they took beyond it is charged again. :meth:`~LimitStore.try_reserve` and
+:meth:`~LimitStore.settle` are the same with one row per download.
+
+Old ledger rows that no window can see are deleted in chunks of ``PRUNE_CHUNK`` per
+transaction, so that pruning never holds the lock every process shares for long.
+A connection that finds the lock taken raises :class:`StoreBusy` at once (with a
+busy timeout of 0, see :meth:`~LimitStore.set_busy_timeout`): its caller waits on a
+loop timer, never by sleeping in SQLite on an event loop's thread.
 
 The ``state`` table holds what is not a ledger: the theoretical arrival times of the
 two paces (a GCRA, i.e. a token bucket kept as one timestamp, so it can be shared
-between processes as one row), and the pause and slow-down ordered by a 429.
+between processes as one row), and the pause and slow-down ordered by a 429 (one of
+each per API host).
 
 Every method takes ``now`` from the caller and never sleeps: this module decides,
 :mod:`inat_async.limits` waits. Transactions are short (a handful of indexed
@@ -44,6 +58,7 @@ survives a crash of the process, not a power cut of the machine).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import uuid
@@ -61,8 +76,10 @@ SCHEMA_VERSION: Final = 1
 
 #: Slack for float rounding in the pace checks, far below anything that matters.
 _EPS: Final = 1e-6
-#: How often a connection deletes rows that no window can see any more.
+#: How often a connection deletes rows that no window can see any more...
 _PRUNE_EVERY: Final = 300.0
+#: ... and how many per ledger in one transaction (about a millisecond's work).
+PRUNE_CHUNK: Final = 1_000
 
 Ledger = Literal["requests", "media"]
 
@@ -174,12 +191,49 @@ class Decision:
     budget: int | None = None
 
 
+class StoreBusy(LimitsError):
+    """Another connection holds the store's lock: ask again in a moment."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def _refusal(
     denials: list[tuple[float, str, int | None, int | None]], *, poll: bool = False
 ) -> Decision:
     """The denial that lasts longest decides when to ask again, and is the reason given."""
     until, reason, spent, budget = max(denials, key=lambda d: d[0])
     return Decision(False, until, reason, poll=poll, spent=spent, budget=budget)
+
+
+@dataclass(slots=True)
+class Block:
+    """One owner's bytes in flight, held in the store as one reservation row and handed
+    out to downloads in memory (see :meth:`LimitStore.sync`).
+
+    ``held`` is what the row holds; of it, ``out`` is handed out to downloads still
+    running and ``freed`` was handed out to downloads settled since the last sync, whose
+    real bytes (``charge``) are not in the ledger yet. ``free`` may be handed out now.
+    """
+
+    id: int | None = None
+    held: int = 0
+    out: int = 0
+    freed: int = 0
+    charge: int = 0
+    #: Bytes an expired row was charged for, that the downloads it covered (``stale``
+    #: of them still running) draw their charges from; ``epoch`` counts expiries.
+    credit: int = 0
+    stale: int = 0
+    epoch: int = 0
+
+    @property
+    def free(self) -> int:
+        return self.held - self.out - self.freed
+
+
+_BLOCK_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Block))
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +374,10 @@ class LimitStore:
             raise LimitsError("the limits store was opened to read only", path=self.path)
         try:
             conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise StoreBusy("the limits store is busy", path=self.path) from exc
+            raise LimitsError(f"the limits store is unavailable: {exc}", path=self.path) from exc
         except sqlite3.Error as exc:
             raise LimitsError(f"the limits store is unavailable: {exc}", path=self.path) from exc
         try:
@@ -344,7 +402,15 @@ class LimitStore:
             finally:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                raise StoreBusy("the limits store is busy", path=self.path) from exc
             raise LimitsError(f"cannot read the limits store: {exc}", path=self.path) from exc
+
+    def set_busy_timeout(self, seconds: float) -> None:
+        """How long SQLite itself waits for another connection's lock before a
+        :class:`StoreBusy`. It waits by sleeping in the calling thread: on an event
+        loop's thread, keep it 0 and wait on a loop timer instead."""
+        self._conn.execute(f"PRAGMA busy_timeout={max(0, round(seconds * 1000))}")
 
     def close(self) -> None:
         self._conn.close()
@@ -403,11 +469,24 @@ class LimitStore:
         )
 
     def _maybe_prune(self, now: float, keep: float) -> None:
+        """Delete at most ``PRUNE_CHUNK`` rows no window can see any more, per ledger.
+
+        The deletion shares the transaction of a decision, which holds the lock every
+        process shares: a whole day of rows at once took 0.8 s for a million. In
+        chunks, each decision's transaction stays short, and the next one goes on
+        until the ledgers are clean; then it rests ``_PRUNE_EVERY`` seconds.
+        """
         if now < self._next_prune:
             return
-        self._next_prune = now + _PRUNE_EVERY
+        more = False
         for ledger in ("requests", "media"):
-            self._conn.execute(f"DELETE FROM {ledger} WHERE at <= ?", (now - keep,))
+            deleted = self._conn.execute(
+                f"DELETE FROM {ledger} WHERE id IN "
+                f"(SELECT id FROM {ledger} WHERE at <= ? ORDER BY at LIMIT ?)",
+                (now - keep, PRUNE_CHUNK),
+            ).rowcount
+            more = more or deleted >= PRUNE_CHUNK
+        self._next_prune = now if more else now + _PRUNE_EVERY
 
     # -- requests ------------------------------------------------------------------
 
@@ -489,9 +568,135 @@ class LimitStore:
             if nbytes:
                 self._append("media", now, int(nbytes))
 
+    def sync(
+        self, now: float, block: Block, rules: ByteRules, *, want: int = 0, keep: int = 0
+    ) -> Decision:
+        """Settle ``block`` with the store in one transaction, and make ``want`` bytes
+        free in it if the windows allow.
+
+        The real bytes of the downloads settled since the last sync (``block.charge``)
+        enter the ledger; their estimates (``block.freed``) leave the row. Then, if
+        ``block.free`` is below ``want``, the row grows by at least the difference and
+        at most what brings ``free`` to ``keep``, when both byte windows can take it on
+        top of what is spent and in flight (in any process); refused, the row keeps
+        only what is handed out and the decision says when to ask again. A granted
+        ``free`` above ``keep`` shrinks to it: bytes held and not used would stop other
+        processes. ``block`` is updated only when the transaction commits.
+
+        A row that expired meanwhile (this owner stopped renewing it for a lease) was
+        charged at what it held: the downloads it covered then draw their charges from
+        that (``credit``) before adding to the ledger.
+        """
+        if want < 0 or keep < 0:
+            raise ValueError(f"want and keep cannot be negative: {want}, {keep}")
+        b = dataclasses.replace(block)
+        with self._write():
+            self._expire(now)
+            row_held = 0
+            if b.id is not None:
+                row = self._conn.execute(
+                    "SELECT nbytes FROM reservations WHERE id = ? AND owner = ?",
+                    (b.id, self.owner),
+                ).fetchone()
+                if row is None:  # expired: charged at b.held by whoever found it
+                    b.credit += b.held
+                    b.stale += b.out
+                    b.epoch += 1
+                    b.id, b.held, b.out, b.freed = None, 0, 0, 0
+                else:
+                    row_held = int(row[0])
+            use = min(b.credit, b.charge)
+            amount = b.charge - use
+            b.credit -= use
+            if b.stale == 0:
+                b.credit = 0  # nothing left that it covers
+            if amount:
+                self._append("media", now, amount)
+            b.charge = 0
+            b.held -= b.freed
+            b.freed = 0
+            free = b.held - b.out
+            decision = Decision(True)
+            if free >= want:
+                target = b.out + max(want, min(free, keep))
+            else:
+                decision = self._room(now, b, want, want - free, rules)
+                if decision.granted:
+                    target = b.out + max(want, min(keep, want + decision.held))
+                else:
+                    target = b.out
+            if b.id is None and target > 0:
+                cursor = self._conn.execute(
+                    "INSERT INTO reservations (owner, pid, nbytes, created, lease_until) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (self.owner, self._pid, target, now, now + rules.lease),
+                )
+                b.id = cursor.lastrowid
+            elif b.id is not None and target == 0:
+                self._conn.execute("DELETE FROM reservations WHERE id = ?", (b.id,))
+                b.id = None
+            elif b.id is not None:
+                self._conn.execute(
+                    "UPDATE reservations SET nbytes = ?, lease_until = ? WHERE id = ?",
+                    (target, now + rules.lease, b.id),
+                )
+            if rules.seconds_per_byte:
+                # The opt-in pace counts what is held and what was spent.
+                delta = target - row_held + amount
+                if delta:
+                    tat = max(self._state().get("bytes_tat", now), now)
+                    self._set_state("bytes_tat", tat + delta * rules.seconds_per_byte)
+            b.held = target
+            self._maybe_prune(now, rules.day + rules.hour)
+        for name in _BLOCK_FIELDS:
+            setattr(block, name, getattr(b, name))
+        return decision
+
+    def _room(self, now: float, b: Block, want: int, need: int, rules: ByteRules) -> Decision:
+        """Whether the windows can take ``want`` free bytes on top of what is spent, what
+        other owners hold and what ``b`` hands out (granted: ``held`` is the extra room
+        beyond ``want``); else when to ask again. ``need`` is the growth of the row."""
+        others = 0
+        for rid, held in self._conn.execute("SELECT id, nbytes FROM reservations"):
+            if rid != b.id:
+                others += int(held)
+        committed = others + b.out
+        denials: list[tuple[float, str, int | None, int | None]] = []
+        _, newest_cum = self._newest("media")
+        room: int | None = None
+        for budget, length, reason in (
+            (rules.hourly, rules.hour, "hourly byte budget"),
+            (rules.daily, rules.day, "daily byte budget"),
+        ):
+            window = self._window("media", now, length, newest_cum)
+            left = budget - window.used - committed
+            room = left if room is None else min(room, left)
+            if left < want:
+                cap = budget - committed - want
+                if cap >= 0:
+                    until = self._frees_at("media", length, newest_cum, cap)
+                else:
+                    # Only settling downloads can make room; if they are charged
+                    # now, their bytes leave the window one length from now.
+                    until = now + length
+                denials.append((until, reason, window.used + committed, budget))
+        spb = rules.seconds_per_byte
+        if spb:
+            # Opt-in smoothing: the hourly budget as a pace, a GCRA over bytes, a
+            # bucket of `burst * hourly` refilled at `(1 - burst) * hourly` per hour.
+            tat = max(self._state().get("bytes_tat", now), now)
+            bucket = max(rules.burst * rules.hourly, need) * spb
+            if tat + need * spb - now > bucket + _EPS:
+                denials.append((tat + need * spb - bucket, "hourly byte pace", None, None))
+            room = want  # paced: nothing held beyond what is asked
+        if denials:
+            return _refusal(denials, poll=others > 0)
+        assert room is not None
+        return Decision(True, held=max(0, room - want))
+
     def try_reserve(self, now: float, nbytes: int, rules: ByteRules) -> Decision:
-        """Hold ``nbytes`` if both byte windows can take them on top of what is already
-        spent and in flight, and the hourly pace allows; otherwise say when to ask again.
+        """Hold ``nbytes`` in a row of its own if both byte windows can take them on top
+        of what is already spent and in flight; otherwise say when to ask again.
 
         A request larger than a budget is clamped to it, so that one huge photo is
         admitted alone into an empty window instead of waiting forever.
@@ -499,51 +704,23 @@ class LimitStore:
         if nbytes < 0:
             raise ValueError(f"cannot reserve a negative number of bytes: {nbytes}")
         estimate = min(nbytes, rules.hourly, rules.daily)
+        block = Block()
+        decision = self.sync(now, block, rules, want=estimate)
+        if not decision.granted:
+            return decision
+        if block.id is None:  # nothing to hold (0 bytes): a row all the same
+            block.id = self._insert_empty(now, rules)
+        return Decision(True, reservation_id=block.id, held=estimate)
+
+    def _insert_empty(self, now: float, rules: ByteRules) -> int:
         with self._write():
-            self._expire(now)
-            in_flight = 0
-            elsewhere = 0
-            for owner, held in self._conn.execute("SELECT owner, nbytes FROM reservations"):
-                in_flight += int(held)
-                if owner != self.owner:
-                    elsewhere += int(held)
-            denials: list[tuple[float, str, int | None, int | None]] = []
-            _, newest_cum = self._newest("media")
-            for budget, length, reason in (
-                (rules.hourly, rules.hour, "hourly byte budget"),
-                (rules.daily, rules.day, "daily byte budget"),
-            ):
-                window = self._window("media", now, length, newest_cum)
-                if window.used + in_flight + estimate > budget:
-                    cap = budget - in_flight - estimate
-                    if cap >= 0:
-                        until = self._frees_at("media", length, newest_cum, cap)
-                    else:
-                        # Only settling downloads can make room; if they are charged
-                        # now, their bytes leave the window one length from now.
-                        until = now + length
-                    denials.append((until, reason, window.used + in_flight, budget))
-            # Opt-in smoothing (burst < 1): the hourly budget as a pace, a GCRA over
-            # bytes, a bucket of `burst * hourly` refilled at `(1 - burst) * hourly`
-            # per hour. Off by default: it made every job under the budget several
-            # times slower than the link, for no rule of iNaturalist's.
-            state = self._state()
-            spb = rules.seconds_per_byte
-            tat = max(state.get("bytes_tat", now), now)
-            bucket = max(rules.burst * rules.hourly, estimate) * spb
-            if spb and tat + estimate * spb - now > bucket + _EPS:
-                denials.append((tat + estimate * spb - bucket, "hourly byte pace", None, None))
-            if denials:
-                return _refusal(denials, poll=elsewhere > 0)
             cursor = self._conn.execute(
                 "INSERT INTO reservations (owner, pid, nbytes, created, lease_until) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (self.owner, self._pid, estimate, now, now + rules.lease),
+                "VALUES (?, ?, 0, ?, ?)",
+                (self.owner, self._pid, now, now + rules.lease),
             )
-            self._set_state("bytes_tat", tat + estimate * spb)
-            self._maybe_prune(now, rules.day + rules.hour)
-            assert cursor.lastrowid is not None
-        return Decision(True, reservation_id=cursor.lastrowid, held=estimate)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     def settle(
         self, now: float, reservation_id: int, *, estimate: int, charged: int, rules: ByteRules
@@ -552,20 +729,8 @@ class LimitStore:
         real size, or what a failed download received) enter the ledger at ``now``."""
         if charged < 0:
             raise ValueError(f"cannot charge a negative number of bytes: {charged}")
-        with self._write():
-            deleted = self._conn.execute(
-                "DELETE FROM reservations WHERE id = ?", (reservation_id,)
-            ).rowcount
-            # An expired reservation was already charged at its estimate by whoever
-            # found it expired: only the excess is new.
-            amount = charged if deleted else max(0, charged - estimate)
-            if amount:
-                self._append("media", now, amount)
-            # Give the pace back what was held but not spent (or take the excess).
-            delta = (charged - estimate) if deleted else amount
-            if delta and rules.seconds_per_byte:
-                tat = self._state().get("bytes_tat", now)
-                self._set_state("bytes_tat", tat + delta * rules.seconds_per_byte)
+        block = Block(id=reservation_id, held=estimate, freed=estimate, charge=charged)
+        self.sync(now, block, rules)
 
     def renew(self, now: float, reservation_ids: Iterable[int], lease: float) -> None:
         """Extend the leases of reservations this owner still holds."""

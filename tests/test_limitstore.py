@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from inat_async.errors import LimitsError
 from inat_async.limitstore import (
     FILENAME,
+    PRUNE_CHUNK,
     ByteRules,
     LimitStore,
     RequestRules,
@@ -260,6 +261,25 @@ def test_old_rows_are_pruned_and_counts_stay_exact(store: LimitStore) -> None:
         store.take_request(T0 + 10_000 + i, rules)
     assert len(store.history("requests")) == 5
     assert store.usage(T0 + 10_004, rules, BYTES).requests_minute.used == 5
+
+
+def test_old_rows_are_pruned_in_small_chunks(store: LimitStore) -> None:
+    """A day of a million rows deleted at once held the lock every run shares for 0.8 s:
+    each decision now deletes at most PRUNE_CHUNK, the next ones go on until done."""
+    rules = RequestRules(per_minute=60, burst=60, per_day=100, minute=60.0, day=600.0)
+    old = 2 * PRUNE_CHUNK + 500
+    store._conn.executemany(
+        "INSERT INTO requests (at, amount, cum) VALUES (?, 1, ?)",
+        [(T0 + i * 0.001, i + 1) for i in range(old)],
+    )
+    now = T0 + 10_000
+    remaining = []
+    for i in range(4):
+        assert store.take_request(now + i, rules).granted
+        remaining.append(len(store.history("requests")))
+    # Each transaction deleted at most a chunk; then the old rows were gone.
+    assert remaining == [old + 1 - PRUNE_CHUNK, old + 2 - 2 * PRUNE_CHUNK, 3, 4]
+    assert store.usage(now + 3, rules, BYTES).requests_minute.used == 4
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
