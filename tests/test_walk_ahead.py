@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from inat_async import TaxonMatch, TaxonNotFoundError
+from inat_async.errors import ApiError
 from inat_async.events import (
     Event,
     PageFetched,
@@ -48,6 +49,10 @@ class PacedSource:
     per_page: int = 200
     photos: int = 1
     latency: float = 2.0
+    #: Observations of some species, when not ``observations``.
+    sizes: dict[str, int] = field(default_factory=dict)
+    #: Species whose second page fails (after its retries, as the client would say).
+    failing: frozenset[str] = frozenset()
     #: (kind, species, started, finished) of every request.
     requests: list[tuple[str, str, float, float]] = field(default_factory=list)
     in_flight: int = 0
@@ -82,9 +87,14 @@ class PacedSource:
     ) -> AsyncGenerator[ObservationPage, None]:
         name = self.species[taxon_id - 1000]
         base = taxon_id * 100_000
-        ids = [base + n for n in range(1, self.observations + 1) if base + n > id_above]
+        count = self.sizes.get(name, self.observations)
+        ids = [base + n for n in range(1, count + 1) if base + n > id_above]
+        asked = 0
         while True:
             await self._ask("page", name)
+            asked += 1
+            if name in self.failing and asked == 2:
+                raise ApiError("the API failed after 4 attempts: HTTP 503", species=name)
             page, ids = ids[: self.per_page], ids[self.per_page :]
             if not page:
                 return
@@ -265,3 +275,33 @@ async def test_taxa_are_resolved_from_the_start_and_an_unknown_name_waits_its_tu
     assert all(s.ok for n, s in enumerate(result.species) if n != 3)
     finished = [e.species for e in events if isinstance(e, SpeciesFinished)]
     assert sorted(finished, key=listed.index) == listed
+
+
+@pytest.mark.looptime
+async def test_a_species_whose_walk_fails_keeps_what_it_stored_and_the_others_go_on(
+    tmp_path: Path, limits: Limits, downloads: Downloads
+) -> None:
+    names = [f"Species {n}" for n in range(5)]
+    source = PacedSource(
+        limits,
+        names,
+        observations=6,
+        per_page=2,
+        latency=0.5,
+        sizes={names[3]: 0},
+        failing=frozenset({names[1]}),
+    )
+    events: list[Event] = []
+    listed = [*names, "Unknown"]
+    result = await run(source, limits, tmp_path / "out", listed, observations=6, events=events)
+    assert [s.name for s in result.species] == listed
+    broken, empty, unknown = result.species[1], result.species[3], result.species[5]
+    assert broken.error is not None and "503" in broken.error
+    assert broken.photos_downloaded == 2  # its first page was stored, then downloaded
+    assert broken.observations == 2
+    assert empty.ok and empty.observations == 0 and empty.photos_downloaded == 0
+    assert unknown.error is not None  # not a known name: reported in its turn
+    for n in (0, 2, 4):
+        assert result.species[n].ok and result.species[n].photos_downloaded == 6
+    finished = [e.species for e in events if isinstance(e, SpeciesFinished)]
+    assert sorted(finished) == sorted(listed)
