@@ -5,6 +5,11 @@ Every request, retries included, first takes a slot from the shared
 (``Limits.backoff``) instead of this task sleeping on its own clock. Failures are
 translated here, at the boundary, into :class:`~inat_async.errors.ApiError` with
 the URL and status as context.
+
+Against a hostile or broken server: a body is read in pieces and refused past
+:data:`MAX_BODY_BYTES` once decompressed (a gzip bomb costs at most that much
+memory), and a redirect to a non-http URL or an endless chain fails at once instead
+of being retried.
 """
 
 from __future__ import annotations
@@ -31,9 +36,14 @@ from .models import (
 from .options import Query
 from .retry import RetryPolicy, parse_retry_after
 from .settings import OFFICIAL_API_URL
+from .urls import REDIRECT_ERRORS, check_api_url, redact, redirect_failure
 
 #: The API's largest page; larger values are cut to it.
 MAX_PER_PAGE = 200
+#: Largest API answer read, once decompressed. A page of 200 real observations is a few
+#: MB; past this the answer is refused, whatever its compressed size.
+MAX_BODY_BYTES = 32 * 2**20
+_READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +78,15 @@ class InatClient:
         retry: RetryPolicy | None = None,
         on_event: EventCallback = ignore,
         timeout: float = 60.0,
+        max_body: int = MAX_BODY_BYTES,
     ) -> None:
         self._session = session
         self._limits = limits
-        self._base = api_url.rstrip("/")
+        checked = check_api_url(api_url)
+        self._base = checked.base
+        #: A query string in the base URL (a mirror's key, say) goes with every request.
+        self._base_params = dict(checked.params)
+        self._max_body = max_body
         #: A 429 pauses the requests to this API alone (not a mirror's to another).
         self._host = api_host(api_url)
         self._retry = retry or RetryPolicy()
@@ -89,7 +104,7 @@ class InatClient:
     ) -> Any:
         """GET ``path`` and return its JSON body, retrying what retrying can fix."""
         url = f"{self._base}/{path.lstrip('/')}"
-        query = {key: str(value) for key, value in params.items()}
+        query = {**self._base_params, **{key: str(value) for key, value in params.items()}}
         ctx = dict(context or {})
         last: str = "no attempt was made"
         shape_error = False
@@ -99,6 +114,8 @@ class InatClient:
                 return await self._attempt(url, query, valid, ctx)
             except _Retryable as exc:
                 last, shape_error = str(exc), exc.bad_shape
+            except REDIRECT_ERRORS as exc:
+                raise ApiError(f"{redirect_failure(exc)}", url=url, context=ctx) from None
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last, shape_error = _describe(exc), False
             if attempt + 1 < self._retry.attempts:
@@ -123,7 +140,7 @@ class InatClient:
                 raise _Retryable("HTTP 429 Too Many Requests")
             if status >= 500:
                 raise _Retryable(f"HTTP {status} {response.reason or ''}".strip())
-            text = await response.text(errors="replace")
+            text = await self._read_text(response, url, ctx)
             if status >= 400:
                 raise ApiError(
                     f"the API refused the request: HTTP {status} {_error_message(text)}".strip(),
@@ -138,6 +155,35 @@ class InatClient:
         if not valid(body):
             raise _Retryable("the answer did not have the expected shape", bad_shape=True)
         return body
+
+    async def _read_text(
+        self, response: aiohttp.ClientResponse, url: str, ctx: dict[str, object]
+    ) -> str:
+        """The body as text, read in pieces and refused past ``max_body`` bytes decompressed."""
+        limit = self._max_body
+        too_large = (
+            f"the API's answer is larger than {limit:,} bytes once decompressed; "
+            "it was refused (a broken or hostile server?)"
+        )
+        declared = response.content_length
+        if (
+            declared is not None
+            and declared > limit
+            and not response.headers.get("Content-Encoding")
+        ):
+            raise ApiError(too_large, url=url, context=ctx)
+        chunks: list[bytes] = []
+        received = 0
+        async for chunk in response.content.iter_chunked(_READ_CHUNK):
+            received += len(chunk)
+            if received > limit:
+                raise ApiError(too_large, url=url, context=ctx)
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        try:
+            return data.decode(response.charset or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            return data.decode("utf-8", errors="replace")
 
     async def resolve_taxon(self, name: str) -> TaxonMatch:
         """The active taxon named ``name`` (case-insensitive), or a synonym / common name hit."""
@@ -226,7 +272,7 @@ def _describe(exc: BaseException) -> str:
         return f"cannot connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc})"
     if isinstance(exc, aiohttp.ClientPayloadError):
         return "the answer was cut off"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return redact(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
 
 
 def _error_message(text: str) -> str:

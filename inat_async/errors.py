@@ -20,7 +20,16 @@ run goes on (see :class:`inat_async.events.PhotoFailed`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+
+# scheme://user:password@ or scheme://token@, up to the host: what must never be shown.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
+
+
+def redact(text: str) -> str:
+    """``http://ann:secret@host/v1`` -> ``http://***@host/v1``, anywhere in ``text``."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 class InatError(Exception):
@@ -41,11 +50,17 @@ class InatError(Exception):
         context: Mapping[str, object] | None = None,
         **more: object,
     ) -> None:
+        # Credentials in a URL (``user:password@``) are never shown, whatever the message.
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.options = tuple(options)
         merged = {**(context or {}), **more}
-        self.context = {key: value for key, value in merged.items() if value is not None}
+        self.context = {
+            key: redact(value) if isinstance(value, str) else value
+            for key, value in merged.items()
+            if value is not None
+        }
 
     def __str__(self) -> str:
         if not self.context:

@@ -36,6 +36,7 @@ from .events import EventCallback, ignore, wait_reporter
 from .limits import Limits, Reservation
 from .photocheck import TAIL_BYTES, check_image
 from .retry import RetryPolicy, parse_retry_after
+from .urls import redirect_failure
 
 #: Most bytes taken from the response at once.
 CHUNK = 256 * 1024
@@ -279,6 +280,9 @@ class PhotoFetcher:
                     if deadline.expired()
                     else "timed out"
                 )
+            elif (refused := redirect_failure(exc)) is not None:
+                # A redirect to file:// or ftp://, or an endless chain: no retry fixes it.
+                raise PhotoError(refused, retryable=False) from exc
             elif isinstance(exc, aiohttp.ClientError):
                 reason = f"{type(exc).__name__}: {_printable(str(exc))}"
             else:

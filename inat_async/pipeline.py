@@ -37,7 +37,7 @@ import aiohttp
 
 from .api import InatClient
 from .backlog import Backlog
-from .errors import InatError, LimitsError, StorageError
+from .errors import InatError, LimitsError, StorageError, redact
 from .events import (
     EventCallback,
     ObservationSkipped,
@@ -91,6 +91,7 @@ from .settings import (
 )
 from .sources import ApiSource, Source, TaxonChoice, choose_taxon
 from .species import SpeciesEntry, normalise_name, species_from_names
+from .urls import photo_session
 from .writers.csvs import CsvWriter
 from .writers.species import SpeciesWriter, write_species
 
@@ -230,15 +231,22 @@ async def download_all(
             # A connection for each worker and for each API request the walk keeps open.
             connector=aiohttp.TCPConnector(limit=settings.workers + API_LANES, ttl_dns_cache=300),
         )
+    # A caller's session may carry credentials for the API: photo hosts get none of them.
+    photos = session if owns_session else photo_session(session)
     try:
         store = ResumeStore.open(settings.out_dir, settings.query)
         try:
-            store.note_api_url(settings.api_url)  # for exports' manifests and cards
-            run = _Run(settings, session, shared_limits, store, on_event, files=files)
+            # For exports' manifests and cards: never with the URL's credentials.
+            store.note_api_url(redact(settings.api_url))
+            run = _Run(
+                settings, session, shared_limits, store, on_event, files=files, photos=photos
+            )
             return await run.run(entries)
         finally:
             store.close()
     finally:
+        if photos is not session:
+            await photos.close()
         if owns_session:
             await session.close()
 
@@ -301,6 +309,8 @@ class _Run:
         on_event: EventCallback,
         source: Source | None = None,
         files: PhotoFiles | None = None,
+        *,
+        photos: aiohttp.ClientSession | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -316,7 +326,7 @@ class _Run:
             )
         )
         self.fetcher = PhotoFetcher(
-            session,
+            photos or session,
             limits=limits,
             retry=settings.retry,
             on_event=on_event,

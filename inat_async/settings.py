@@ -21,6 +21,7 @@ from .limits import Limits, LimitSettings, default_limits
 from .options import ANY, Query, Size
 from .retry import RetryPolicy
 from .selection import Filters, Sampling
+from .urls import check_api_url
 
 #: The public iNaturalist API; limits above its published pace are refused against it.
 OFFICIAL_API_URL = "https://api.inaturalist.org/v1"
@@ -72,11 +73,7 @@ class Settings:
         _check_count("observations", observations)
         _check_count("workers", workers)
         api_url = api_url or os.environ.get(API_URL_ENV) or OFFICIAL_API_URL
-        if not api_url.startswith(("http://", "https://")):
-            raise UsageError(
-                f"api_url must start with http:// or https://, got {api_url!r}",
-                options=("api_url",),
-            )
+        check_api_url(api_url)  # a URL that cannot work is refused before anything exists
         return cls(
             query=Query.parse(
                 quality=quality, license=license, size=size, filters=filters, sampling=sampling

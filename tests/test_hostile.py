@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import csv
+import socket
 from pathlib import Path
 
+import aiohttp
 import pytest
 from support import FAST_RETRY, expected_observations
 
-from inat_async import ObservationSkipped, PhotoSkipped, download_all
+from inat_async import (
+    ApiError,
+    InatClient,
+    ObservationSkipped,
+    PhotoSkipped,
+    RetryPolicy,
+    Settings,
+    SpeciesEntry,
+    UsageError,
+    download_all,
+)
+from inat_async.api import MAX_BODY_BYTES
+from inat_async.errors import redact
 from inat_async.events import Event
-from inat_async.limits import LimitSettings
+from inat_async.limits import Limits, LimitSettings
 from inat_async.models import (
     MAX_PHOTOS_PER_OBSERVATION,
     MAX_STORED_INT,
@@ -20,6 +34,7 @@ from inat_async.models import (
 from inat_async.options import Query
 from inat_async.pipeline import _Run
 from inat_async.testing import FakeInatServer
+from inat_async.urls import MAX_REDIRECTS
 
 HUGE = 2**63
 
@@ -154,3 +169,139 @@ async def test_an_unexpected_error_in_one_species_does_not_stop_the_others(
     assert apis.error is not None and "ValueError: a bug" in apis.error
     assert mantis.ok and mantis.photos_downloaded > 0
     assert result.exit_code == 1
+
+
+# -- API bodies, redirects, URLs ------------------------------------------------------------
+
+
+async def _client(server: FakeInatServer, limits: LimitSettings, **extra: object):  # type: ignore[no-untyped-def]
+    session = aiohttp.ClientSession()
+    client = InatClient(
+        session,
+        limits=Limits(limits),
+        api_url=str(extra.pop("api_url", server.api_url)),
+        retry=FAST_RETRY,
+        **extra,  # type: ignore[arg-type]
+    )
+    return session, client
+
+
+async def test_a_gzip_bomb_is_refused_at_the_size_cap_without_retries(
+    server: FakeInatServer, fast_limits: LimitSettings
+) -> None:
+    """64 MiB of JSON whitespace in a 64 KB gzip body: read up to the cap, then refused."""
+    server.faults.gzip_bomb(64 * 2**20, path="/v1/taxa")
+    session, client = await _client(server, fast_limits)
+    async with session:
+        with pytest.raises(ApiError, match="larger than 33,554,432 bytes once decompressed"):
+            await client.resolve_taxon("Apis mellifera")
+    assert len([r for r in server.log.records() if r.path == "/v1/taxa"]) == 1
+    assert MAX_BODY_BYTES == 32 * 2**20
+
+
+async def test_a_bomb_fails_its_species_and_the_run_goes_on(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    taxon = server.dataset.species("Apis mellifera")
+    server.faults.gzip_bomb(40 * 2**20, path="/v1/observations", times=1)
+    result = await download_all(
+        [SpeciesEntry("Apis mellifera", taxon_id=taxon.id), "Mantis religiosa"],
+        **run_options(server, tmp_path / "out", fast_limits, observations=3),
+    )
+    apis, mantis = result.species
+    assert apis.error is not None and "once decompressed" in apis.error
+    assert mantis.ok and mantis.photos_downloaded > 0
+
+
+@pytest.mark.parametrize(
+    ("location", "requests"),
+    [("file:///etc/passwd", 1), ("ftp://example.org/x", 1), (None, MAX_REDIRECTS)],
+)
+async def test_an_api_redirect_that_cannot_work_fails_at_once(
+    server: FakeInatServer, fast_limits: LimitSettings, location: str | None, requests: int
+) -> None:
+    server.faults.redirect(location, target="api", path="/v1/taxa")
+    session, client = await _client(server, fast_limits)
+    async with session:
+        with pytest.raises(ApiError, match="redirected"):
+            await client.resolve_taxon("Apis mellifera")
+    # FAST_RETRY makes 4 attempts: one attempt (of at most 10 hops) means no retry.
+    assert len([r for r in server.log.records() if r.path == "/v1/taxa"]) == requests
+
+
+async def test_a_photo_redirect_that_cannot_work_fails_that_photo_at_once(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    wanted = expected_observations(server.dataset, "Apis mellifera", Query(), 3)
+    looping, elsewhere = wanted[0].real_photos[0], wanted[2].real_photos[0]
+    server.faults.redirect(None, target="photo", photo_id=looping.id)
+    server.faults.redirect("file:///etc/passwd", target="photo", photo_id=elsewhere.id)
+    result = await download_all(
+        ["Apis mellifera"], **run_options(server, tmp_path / "out", fast_limits, observations=3)
+    )
+    reasons = {f.photo_id: f.reason for f in result.species[0].failures}
+    assert "endless" in reasons[looping.id]
+    assert "not http(s)" in reasons[elsewhere.id]
+    assert len([r for r in server.log.records() if r.photo_id == looping.id]) == MAX_REDIRECTS
+    assert len([r for r in server.log.records() if r.photo_id == elsewhere.id]) == 1
+
+
+async def test_a_query_in_the_api_url_is_carried_over_to_every_request(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    options = run_options(server, tmp_path / "out", fast_limits, observations=3)
+    options["api_url"] = f"{server.api_url}?key=abc"
+    result = await download_all(["Apis mellifera"], **options)
+    assert result.ok
+    api = [r for r in server.log.records() if r.kind == "api"]
+    assert api and all(r.path in ("/v1/taxa", "/v1/observations") for r in api)
+    assert all("key=abc" in r.query for r in api)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://host:99999/v1", "http:///v1", "http://h/v1#frag", "ftp://h/v1"]
+)
+def test_an_api_url_that_cannot_work_is_refused(url: str) -> None:
+    with pytest.raises(UsageError, match="api_url"):
+        Settings.create(api_url=url)
+
+
+async def test_credentials_in_the_api_url_are_never_shown(
+    tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://annie7:s3cret@127.0.0.1:{port}/v1"
+    result = await download_all(
+        ["Apis mellifera"],
+        api_url=url,
+        out_dir=tmp_path / "out",
+        limits=fast_limits,
+        retry=RetryPolicy(attempts=1),
+    )
+    error = result.species[0].error
+    assert error is not None and f"127.0.0.1:{port}" in error
+    assert "s3cret" not in error and "annie7" not in error
+    assert redact(f"see {url} and https://tok@h/") == (
+        f"see http://***@127.0.0.1:{port}/v1 and https://***@h/"
+    )
+
+
+async def test_a_callers_credentials_go_to_the_api_only(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    """The API is reached as localhost, photos on 127.0.0.1: two hosts, as in production."""
+    secret = {"Authorization": "Bearer tok-123", "Cookie": "session=abc", "User-Agent": "lab/1"}
+    async with aiohttp.ClientSession(headers=secret) as session:
+        options = run_options(server, tmp_path / "out", fast_limits, observations=3)
+        options["api_url"] = f"http://localhost:{server.port}/v1"
+        result = await download_all(["Apis mellifera"], session=session, **options)
+        assert not session.closed
+    assert result.ok and result.photos_downloaded > 0
+    records = server.log.records()
+    api = [r for r in records if r.kind == "api"]
+    photos = [r for r in records if r.kind == "photo"]
+    assert api and all(r.authorization == "Bearer tok-123" for r in api)
+    assert photos and all(r.authorization is None and r.cookie is None for r in photos)
+    assert {r.user_agent for r in records} == {"lab/1"}

@@ -61,6 +61,12 @@ class FaultKind(StrEnum):
     NOT_AN_IMAGE = "not_an_image"
     """HTTP 200 announcing the genuine image type and length; the body is ``length`` bytes
     of 0xFF (the genuine length when ``length`` is None) or the HTML page of a portal."""
+    REDIRECT = "redirect"
+    """HTTP 302 to ``location`` (``file://...``, ``ftp://...``), or to the same URL again
+    when ``location`` is None: an endless chain."""
+    GZIP_BOMB = "gzip_bomb"
+    """HTTP 200, ``Content-Encoding: gzip``: a small body that inflates to ``inflated``
+    bytes of JSON-looking whitespace."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +113,10 @@ class FaultRule:
     length: int | None = None
     #: NOT_AN_IMAGE: send an HTML page instead of 0xFF bytes.
     html: bool = False
+    #: Where a REDIRECT points; None points back at the request's own URL.
+    location: str | None = None
+    #: Decompressed size of a GZIP_BOMB.
+    inflated: int = 64 * 2**20
     matched: int = 0
     fired: int = 0
     _attempts: dict[str, int] = field(default_factory=dict, repr=False)
@@ -290,6 +300,42 @@ class Faults:
                 status=status,
                 retry_after=retry_after,
             )
+        )
+
+    def redirect(
+        self,
+        location: str | None = None,
+        *,
+        target: Target = "any",
+        path: str | None = None,
+        photo_id: int | None = None,
+        times: int | None = None,
+        status: int = 302,
+    ) -> FaultRule:
+        """Redirect matching requests to ``location`` (None: to themselves, endlessly)."""
+        return self.add(
+            FaultRule(
+                FaultKind.REDIRECT,
+                target,
+                path=path,
+                photo_id=photo_id,
+                times=times,
+                status=status,
+                location=location,
+            )
+        )
+
+    def gzip_bomb(
+        self,
+        inflated: int = 64 * 2**20,
+        *,
+        target: Target = "api",
+        path: str | None = None,
+        times: int | None = None,
+    ) -> FaultRule:
+        """Answer matching requests with a gzip body that inflates to ``inflated`` bytes."""
+        return self.add(
+            FaultRule(FaultKind.GZIP_BOMB, target, path=path, times=times, inflated=inflated)
         )
 
     def pick(self, ctx: RequestContext) -> FaultRule | None:

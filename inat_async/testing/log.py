@@ -38,6 +38,9 @@ class RequestRecord:
     content_length: int | None = None
     finished: float | None = None
     user_agent: str | None = None
+    #: The credentials the request carried: which hosts get them is a test's business.
+    authorization: str | None = None
+    cookie: str | None = None
 
     @property
     def params(self) -> dict[str, str]:

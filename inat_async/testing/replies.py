@@ -6,7 +6,9 @@ Varnish's HTML 429, a load balancer's HTML 503, S3's XML error documents.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import zlib
 from dataclasses import dataclass, field, replace
 
 from .faults import FaultKind, FaultRule
@@ -108,5 +110,30 @@ def spoiled(rule: FaultRule, kind: str, path: str, genuine: Reply) -> Reply:
             return Reply(rule.status or 200, cut, JSON)
         case FaultKind.WRONG_SHAPE:
             return json_reply({"status": "ok", "message": "maintenance"}, rule.status or 200)
+        case FaultKind.REDIRECT:
+            body = html_page(rule.status or 302, "302 Found", "Moved.")
+            return replace(body, headers={"Location": rule.location or path})
+        case FaultKind.GZIP_BOMB:
+            return Reply(
+                rule.status or 200,
+                gzip_bomb(rule.inflated),
+                JSON,
+                {"Content-Encoding": "gzip"},
+            )
         case _:
             return genuine
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_bomb(inflated: int) -> bytes:
+    """A gzip body that inflates to ``inflated`` bytes: ``{"results":[`` then spaces."""
+    head = b'{"results":['
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip framing
+    pieces = [packer.compress(head)]
+    block = b" " * (1 << 20)
+    left = max(0, inflated - len(head))
+    while left > 0:
+        pieces.append(packer.compress(block[: min(left, len(block))]))
+        left -= len(block)
+    pieces.append(packer.flush())
+    return b"".join(pieces)

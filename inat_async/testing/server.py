@@ -263,6 +263,8 @@ class FakeInatServer:
                 photo_id=ctx.photo_id,
                 size=ctx.size,
                 user_agent=request.headers.get("User-Agent"),
+                authorization=request.headers.get("Authorization"),
+                cookie=request.headers.get("Cookie"),
             )
         )
         try:
