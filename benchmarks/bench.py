@@ -6,6 +6,8 @@ Run from the repository root (about 4 minutes; ``--quick``, a smoke test, under 
     python benchmarks/bench.py --quick    # fewer photos, no 20,000-photo run
     python benchmarks/bench.py --profile  # pyinstrument on the no-latency, 8-worker run
     python benchmarks/bench.py --walk     # only the walk-ahead scenarios of issue 9
+    python benchmarks/bench.py --budget   # only the byte-budget scenarios of issue 9
+    python benchmarks/bench.py --ledger   # only the limits store's cost per photo
 
 The exit status is 0 when every target passes.
 
@@ -30,10 +32,13 @@ How it measures
 * ``ideal`` is ``workers / latency`` photos per second, when the photo latency dominates.
 * No-latency points run ``--repeat`` pairs (pipeline, then plain, side by side): the
   table shows the median run of each, the ratio is the median of the pairs' ratios.
-* The byte-budget run scales the hour down to seconds (``LimitSettings(hourly_bytes=B,
-  hour=H)``), runs three windows and reads the fake server's request log (bytes and
-  finish time of every photo response): each full window must carry at least 90 % of
-  ``B`` and no sliding window of length ``H`` more than ``B``.
+* The byte-budget runs scale the hour down to seconds (``LimitSettings(hourly_bytes=B,
+  hour=H)``): a job under the budget against the same job unlimited (at most 1.10x), and
+  a job of three budgets, whose span (from the fake server's request log) must be within
+  5 % of what the sliding windows allow at the link speed, no sliding window of length
+  ``H`` holding more than ``B`` plus the photos in flight. ``--budget`` runs only these.
+* ``--ledger`` measures the limits store alone: CPU, write transactions and SQL
+  statements per photo of ``reserve`` + ``commit``, 8 downloads in flight.
 """
 
 from __future__ import annotations
@@ -295,7 +300,7 @@ async def _pipeline(spec: dict[str, Any], out: Path) -> dict[str, Any]:
         out_dir=out,
     )
     failures = 0
-    if budget:
+    if budget and budget.get("run_for"):
         # Stopped from outside, like a Ctrl-C, once the windows to check are over.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(budget["run_for"]):
@@ -542,37 +547,10 @@ def benchmark(plan: Plan, work: Path) -> tuple[list[Row], list[tuple[str, bool, 
             rows.append(Row(f"{count:,} medium", "pipeline", 32, result))
             rss.append((f"{result['photos']:,} x ~80 KB", result["rss_peak_mb"]))
 
-        # (d) A byte budget over windows scaled down to seconds.
-        hour, budget = plan.hour, plan.budget
-        print(f"byte budget {budget / MB:.0f} MB per {hour:g} s", file=sys.stderr)
-        server.control("DELETE", "log")
-        spec = {
-            **base,
-            "client": "pipeline",
-            "workers": 8,
-            "photos": 10 * budget // 80_000,  # far more than three windows take
-            "budget": {"bytes": budget, "hour": hour, "run_for": 3 * hour + 0.5},
-        }
-        result = run_child(spec, work, server)
-        windows, fullest = budget_report(server.control("GET", "log")["records"], budget, hour)
-        rows.append(
-            Row(
-                f"{budget / MB:.0f} MB/{hour:g} s",
-                "pipeline",
-                8,
-                result,
-                f"{fullest:.1%} of budget in fullest window",
-            )
-        )
-        checks.append(
-            (
-                "d",
-                bool(windows) and min(windows) >= 0.9 and fullest <= 1.0,
-                f"budget of {budget / MB:.0f} MB per {hour:g} s: full windows carried "
-                + ", ".join(f"{w:.1%}" for w in windows)
-                + f" (>= 90%), the fullest sliding window {fullest:.1%} (<= 100%)",
-            )
-        )
+        # (d) The byte budget as a cap over sliding windows scaled down to seconds.
+        budget_rows, budget_checks = budget_scenarios(plan, work, server)
+        rows += budget_rows
+        checks += budget_checks
 
     # (c) continued: big photos, from a server with bigger files.
     count = plan.rss_original
@@ -596,6 +574,152 @@ def benchmark(plan: Plan, work: Path) -> tuple[list[Row], list[tuple[str, bool, 
         )
     )
     return rows, sorted(checks)
+
+
+# -- the byte budget (issue 9): a cap over sliding windows, and what the ledger costs ---------
+
+
+def ledger_cost(photos: int = 20_000, in_flight: int = 8) -> dict[str, float]:
+    """CPU per photo of ``reserve`` + ``commit`` on a fresh limits store, ``in_flight``
+    downloads at a time (each an ``await`` between the two), and store transactions."""
+    from inat_async.limits import Limits, LimitSettings
+
+    async def run(state: Path) -> dict[str, float]:
+        settings = LimitSettings(state_dir=state, hourly_bytes=10**15, daily_bytes=10**15)
+        async with Limits(settings) as limits:
+            statements: list[str] = []
+            limits.store._conn.set_trace_callback(statements.append)
+            left = [photos]
+
+            async def download() -> None:
+                while left[0] > 0:
+                    left[0] -= 1
+                    reservation = await limits.reserve(80_000)
+                    await asyncio.sleep(0)  # the download
+                    reservation.commit(79_000)
+
+            cpu = time.process_time()
+            async with asyncio.TaskGroup() as group:
+                for _ in range(in_flight):
+                    group.create_task(download())
+            cpu = time.process_time() - cpu
+            limits.store._conn.set_trace_callback(None)
+        return {
+            "us_per_photo": cpu / photos * 1e6,
+            "transactions_per_photo": statements.count("BEGIN IMMEDIATE") / photos,
+            "statements_per_photo": len(statements) / photos,
+        }
+
+    with tempfile.TemporaryDirectory() as state:
+        return asyncio.run(run(Path(state)))
+
+
+def budget_report_capped(
+    records: list[dict[str, Any]], budget: int, hour: float
+) -> dict[str, float]:
+    """From the server's log: the job's span (first photo request to last photo sent),
+    the time the sliding windows allow it at the link speed of its first window, the
+    fullest sliding window and the largest photo."""
+    photos = sorted(
+        (r["finished"], r["bytes_sent"], r["started"])
+        for r in records
+        if r["kind"] == "photo" and r["finished"] is not None and r["bytes_sent"]
+    )
+    start = min(p[2] for p in photos)
+    end = photos[-1][0]
+    total = sum(n for _, n, _ in photos)
+    # The link speed: how fast the first window's budget went, before any wait.
+    sent = 0
+    first_full = end
+    for t, n, _ in photos:
+        sent += n
+        if sent >= budget:
+            first_full = t
+            break
+    link = budget / max(first_full - start, 1e-9)
+    # A window can take the budget; each further one starts when the first bytes leave.
+    waits = max(0, math.ceil(total / budget) - 1)
+    allowed = waits * hour + (total - waits * budget) / link
+    _, fullest = budget_report(records, budget, hour)
+    return {
+        "span": end - start,
+        "allowed": allowed,
+        "fullest": fullest,
+        "total": total,
+        "biggest": max(n for _, n, _ in photos),
+    }
+
+
+def budget_scenarios(
+    plan: Plan, work: Path, server: Server, pairs: int = 3
+) -> tuple[list[Row], list[tuple[str, bool, str]]]:
+    """(d) Under the budget, a job runs at link speed; (e) three times the budget
+    finishes when the sliding windows allow, never holding more than budget + in flight."""
+    rows: list[Row] = []
+    checks: list[tuple[str, bool, str]] = []
+    hour, budget = plan.hour, plan.budget
+    base = {"api_url": server.api_url, "size": "medium", "client": "pipeline", "workers": 8}
+
+    # (d) A job at about 3/4 of a (large) hourly budget, against the same job unlimited.
+    photos = plan.fast_photos
+    roomy = round(photos * 80_000 * 4 / 3)
+    print(f"under a budget of {roomy / MB:.0f} MB per {hour:g} s", file=sys.stderr)
+    ratios, capped_runs, free_runs = [], [], []
+    for _ in range(pairs):
+        capped = run_child(
+            {**base, "photos": photos, "budget": {"bytes": roomy, "hour": hour}}, work, server
+        )
+        free = run_child({**base, "photos": photos}, work, server)
+        capped_runs.append(capped)
+        free_runs.append(free)
+        ratios.append(capped["seconds"] / free["seconds"])
+    ratio = statistics.median(ratios)
+    capped, free = median_run(capped_runs), median_run(free_runs)
+    share = capped["bytes"] / roomy
+    rows.append(Row(f"{share:.0%} of budget", "pipeline", 8, capped, f"{ratio:.2f}x unlimited"))
+    rows.append(Row("no budget", "pipeline", 8, free))
+    checks.append(
+        (
+            "d",
+            ratio <= 1.10,
+            f"a job of {share:.0%} of the hourly budget ran in {ratio:.2f}x the time of the "
+            f"same job unlimited (<= 1.10; median of {pairs} pairs: "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+            + ")",
+        )
+    )
+
+    # (e) A job of about three budgets: two full windows to wait, then the rest.
+    photos = round(2.85 * budget / 80_000)
+    print(f"three budgets: {budget / MB:.0f} MB per {hour:g} s", file=sys.stderr)
+    server.control("DELETE", "log")
+    result = run_child(
+        {**base, "photos": photos, "budget": {"bytes": budget, "hour": hour}}, work, server
+    )
+    report = budget_report_capped(server.control("GET", "log")["records"], budget, hour)
+    slack = report["span"] / report["allowed"]
+    allowance = budget + base["workers"] * report["biggest"]
+    rows.append(
+        Row(
+            f"{report['total'] / budget:.2f} x {budget / MB:.0f} MB/{hour:g} s",
+            "pipeline",
+            8,
+            result,
+            f"{report['span']:.2f} s, windows allow {report['allowed']:.2f} s",
+        )
+    )
+    checks.append(
+        (
+            "e",
+            slack <= 1.05 and report["fullest"] * budget <= allowance,
+            f"{report['total'] / MB:.1f} MB under {budget / MB:.0f} MB per {hour:g} s: "
+            f"{report['span']:.2f} s from the first photo to the last, the sliding windows "
+            f"allow {report['allowed']:.2f} s at the link speed ({slack:.3f}x, <= 1.05); "
+            f"the fullest window held {report['fullest']:.1%} of the budget (at most "
+            f"{allowance / budget:.1%} with the photos in flight)",
+        )
+    )
+    return rows, checks
 
 
 # -- the walk ahead (issue 9): many species on a slow API; the whole job on heavy pages ------
@@ -722,6 +846,14 @@ def main() -> int:
     parser.add_argument(
         "--walk", action="store_true", help="only the walk-ahead scenarios (under a minute)"
     )
+    parser.add_argument(
+        "--budget", action="store_true", help="only the byte-budget scenarios (about a minute)"
+    )
+    parser.add_argument(
+        "--ledger",
+        action="store_true",
+        help="only the CPU per photo of the limits store's reserve + commit",
+    )
     parser.add_argument("--repeat", type=int, help="runs per no-latency point (median)")
     parser.add_argument("--dir", type=Path, help="where runs write (default: the temp folder)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -730,6 +862,14 @@ def main() -> int:
         print(json.dumps(child(json.loads(args.child))))
         return 0
 
+    if args.ledger:
+        cost = ledger_cost()
+        print(
+            f"reserve + commit, 8 in flight: {cost['us_per_photo']:.1f} us of CPU per photo, "
+            f"{cost['transactions_per_photo']:.3f} write transactions and "
+            f"{cost['statements_per_photo']:.2f} SQL statements per photo"
+        )
+        return 0
     plan = QUICK if args.quick else FULL
     if args.repeat:
         plan = Plan(**{**plan.__dict__, "repeat": args.repeat})
@@ -739,9 +879,24 @@ def main() -> int:
     try:
         if args.profile:
             return profile(work)
-        rows, checks = ([], []) if args.walk else benchmark(plan, work)
-        walk_rows, walk_checks = walk_benchmark(plan, work)
-        rows, checks = rows + walk_rows, checks + walk_checks
+        if args.budget:
+            with fake_server(observations_for(plan.fast_photos) + 100, MEDIUM_SCALE) as server:
+                run_child(  # warm the server's pages
+                    {
+                        "api_url": server.api_url,
+                        "size": "medium",
+                        "client": "pipeline",
+                        "workers": 8,
+                        "photos": plan.fast_photos,
+                    },
+                    work,
+                    server,
+                )
+                rows, checks = budget_scenarios(plan, work, server)
+        else:
+            rows, checks = ([], []) if args.walk else benchmark(plan, work)
+            walk_rows, walk_checks = walk_benchmark(plan, work)
+            rows, checks = rows + walk_rows, checks + walk_checks
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()

@@ -497,7 +497,9 @@ class Limits:
         self._typical = 100_000.0
         # A crashed process's block is charged whole: keep its unused part small.
         self._max_keep = max(1, settings.hourly_bytes // 20)
-        self._flush_delay = min(FLUSH_DELAY, settings.lease / 6)
+        # Charges are dated when written, so at most half a percent of the hour late
+        # (windows scaled down to seconds, too): they leave the window that much later.
+        self._flush_delay = min(FLUSH_DELAY, settings.lease / 6, settings.hour / 200)
         #: 429 pauses this process ordered (host -> until), kept even if the store
         #: was too busy to take them at once.
         self._local_pauses: dict[str, tuple[float, float]] = {}
