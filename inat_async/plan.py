@@ -17,6 +17,7 @@ account: its stored observations and watermark), never created.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from .status import has_dataset
 SAMPLE_SIZE = 20
 #: Photos per observation assumed when no sample is taken (recorded API pages average 2).
 PHOTOS_PER_OBSERVATION = 2.0
+#: Species planned at once: the requests of a few are in flight together, as in a run.
+LANES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +155,7 @@ async def plan_run(
                 on_event=on_event,
             )
             source = ApiSource(client)
-        plans: list[SpeciesPlan] = []
-        for entry in entries:
-            plan = await _plan_species(source, entry, settings, store, sample_size)
-            plans.append(plan)
-            if on_species is not None:
-                on_species(plan)
+        plans = await _plan_all(source, entries, settings, store, sample_size, on_species)
     finally:
         if store is not None:
             store.close()
@@ -176,6 +174,42 @@ async def plan_run(
         request_seconds=request_seconds(requests, shared.settings),
         byte_seconds=byte_seconds(total_bytes, shared.settings),
     )
+
+
+async def _plan_all(
+    source: Source,
+    entries: list[SpeciesEntry],
+    settings: Settings,
+    store: ResumeStore | None,
+    sample_size: int,
+    on_species: Callable[[SpeciesPlan], None] | None,
+) -> list[SpeciesPlan]:
+    """Every species planned, up to :data:`LANES` at once (each answer may take seconds
+    while the pace would allow the next request), reported in the list's order."""
+    plans: list[SpeciesPlan | None] = [None] * len(entries)
+    reported = 0
+    pending = iter(enumerate(entries))
+
+    async def lane() -> None:
+        nonlocal reported
+        for index, entry in pending:
+            plans[index] = await _plan_species(source, entry, settings, store, sample_size)
+            while reported < len(plans) and (done := plans[reported]) is not None:
+                reported += 1
+                if on_species is not None:
+                    on_species(done)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(LANES, len(entries))):
+                group.create_task(lane())
+    except* InatError as errors:
+        # A StorageError (the dataset cannot be read): one clear line, as a run gives.
+        first = errors.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    return [plan for plan in plans if plan is not None]
 
 
 async def _plan_species(

@@ -29,6 +29,7 @@ from inat_async.limits import Limits, LimitSettings, LoopClock
 from inat_async.models import Observation, ObservationPage, Taxon
 from inat_async.options import Query
 from inat_async.pipeline import API_LANES, _Job, _Run
+from inat_async.plan import plan_run
 from inat_async.results import RunResult
 from inat_async.resume import ResumeStore
 from inat_async.settings import Settings
@@ -119,7 +120,10 @@ class PacedSource:
         sample: int = 0,
         species: str | None = None,
     ) -> ObservationCount:
-        raise AssertionError("not used")
+        name = self.species[taxon_id - 1000]
+        await self._ask("count", name)
+        observations = [self._observation(taxon_id * 100_000 + n + 1) for n in range(sample)]
+        return ObservationCount(self.sizes.get(name, self.observations), tuple(observations))
 
     async def suggest(self, name: str, offered: tuple[str, ...]) -> tuple[str, ...]:
         return ()
@@ -305,3 +309,28 @@ async def test_a_species_whose_walk_fails_keeps_what_it_stored_and_the_others_go
         assert result.species[n].ok and result.species[n].photos_downloaded == 6
     finished = [e.species for e in events if isinstance(e, SpeciesFinished)]
     assert sorted(finished) == sorted(listed)
+
+
+@pytest.mark.looptime
+async def test_the_dry_run_asks_about_several_species_at_once(
+    tmp_path: Path, limits: Limits
+) -> None:
+    names = [f"Species {n}" for n in range(8)]
+    source = PacedSource(limits, names, observations=30, latency=2.0)
+    seen: list[str] = []
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    plan = await plan_run(
+        [SpeciesEntry(name) for name in names],
+        settings=Settings.create(out_dir=tmp_path / "out", observations=10),
+        limits=limits,
+        source=source,
+        sample_size=5,
+        on_species=lambda species: seen.append(species.name),
+    )
+    elapsed = loop.time() - started
+    assert seen == names  # reported in the list's order
+    assert [s.observations for s in plan.species] == [10] * 8
+    assert len(source.requests) == 16  # a taxon and a count each
+    # One species after the other, the 16 answers of 2 s took 32 s.
+    assert elapsed <= 1.2 * ((16 - 5) * 1.0 + 2.0), elapsed
