@@ -17,7 +17,7 @@ from inat_async.testing.stores import generate_run_folder
 from inat_async.writers.manifest import iter_manifest_files
 
 SPLITS = ("train", "val", "test")
-FEW = settings(max_examples=8, deadline=None)
+FEW = settings(max_examples=6, deadline=None)
 
 
 def _rows(dest: Path) -> list[dict[str, str]]:

@@ -98,8 +98,6 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     for args in (
         ("export", "results/inside"),  # DEST inside --out
         ("export", "ds", "--seed", "4"),  # other settings than the earlier export
-        ("export", "other", "--split", "train=0.9"),  # ratios must add up to 1
-        ("export", "other", "--format", "zip"),
         ("verify", "nowhere"),
     ):
         refused = cli(*args, cwd=tmp_path)
@@ -144,3 +142,22 @@ def test_reexport_puts_back_a_deleted_photo_with_the_same_bytes(exported: Path) 
     )
     assert again.restored == 1 and again.added == 0
     assert verify_dataset(exported).ok
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"split": "train=0.9"}, "add up to 1"),
+        ({"split": "train=0.8,valid=0.1,val=0.1"}, "the same split"),
+        ({"split": "train=0.8,holdout=0.2"}, "unknown split name"),
+        ({"split": "train"}, "cannot read"),
+        ({"formats": "zip"}, "unknown format"),
+        ({"group_by": "user"}, "observer or observation"),
+        ({"link": "reflink"}, "unknown link"),
+        ({"license": "cc-by-x"}, "unknown license"),
+        ({"shard_size": "lots"}, "cannot read"),
+    ],
+)
+def test_bad_export_options_are_usage_errors(options: dict[str, str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        ExportOptions.create(**options)  # type: ignore[arg-type]
