@@ -19,7 +19,13 @@ import typer
 from typer.testing import CliRunner
 
 import inat_async
-from inat_async import LimitSettings, Settings, UsageError
+from inat_async import (
+    DEFAULT_USER_AGENT,
+    OFFICIAL_API_URL,
+    LimitSettings,
+    Settings,
+    UsageError,
+)
 from inat_async.cli.app import FLAGS, app, flag_message
 from inat_async.errors import ApiError, StorageError
 from inat_async.export import ExportOptions
@@ -100,6 +106,41 @@ def test_every_flag_in_the_table_is_a_real_option_of_a_real_setting() -> None:
     }
     assert set(FLAGS.values()) <= flags
     assert set(FLAGS) <= LIBRARY_SETTINGS | {"state_dir"}
+
+
+def _library_defaults() -> dict[str, object]:
+    defaults: dict[str, object] = {
+        name: param.default
+        for create in (ExportOptions.create, Settings.create)
+        for name, param in inspect.signature(create).parameters.items()
+    }
+    limits = LimitSettings()
+    defaults.update({f.name: getattr(limits, f.name) for f in dataclasses.fields(limits)})
+    # None in Settings.create means these: what the CLI shows as its default.
+    defaults.update(api_url=OFFICIAL_API_URL, user_agent=DEFAULT_USER_AGENT)
+    return defaults
+
+
+def test_cli_defaults_are_the_library_defaults() -> None:
+    """The CLI takes its defaults from the library's constants: they cannot drift apart."""
+    library = _library_defaults()
+    setting_of = {flag: name for name, flag in FLAGS.items()}
+    checked = 0
+    for command in typer.main.get_command(app).commands.values():  # type: ignore[attr-defined]
+        for param in command.params:
+            name = next((setting_of[o] for o in param.opts if o in setting_of), None)
+            if name is None or param.default is None:
+                continue  # not a library setting, or a default only the CLI has (--state-dir)
+            wanted, shown = library[name], param.default
+            if name in {"hourly_bytes", "daily_bytes", "shard_size"}:
+                assert isinstance(wanted, int | str) and isinstance(shown, str)
+                assert parse_byte_size(shown) == parse_byte_size(wanted), (command.name, name)
+            elif name == "out_dir":
+                assert Path(shown) == Path(str(wanted)), command.name
+            else:
+                assert shown == wanted, (command.name, name)
+            checked += 1
+    assert checked >= 20
 
 
 # -- library messages, read from the source ---------------------------------------------------

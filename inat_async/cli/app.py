@@ -275,7 +275,7 @@ DEFAULT_HOURLY_LIMIT = format_byte_size(LimitSettings.hourly_bytes)
 DEFAULT_DAILY_LIMIT = format_byte_size(LimitSettings.daily_bytes)
 
 
-def _out_option(help: str) -> Any:
+def out_option(help: str) -> Any:
     """``--out``: the dataset folder; each command says what it does with it."""
     return typer.Option("--out", help=help)
 
@@ -292,12 +292,12 @@ StateDir = Annotated[
 ]
 OutDir = Annotated[
     Path,
-    _out_option(
+    out_option(
         "Output folder: one <Species>_images folder and two CSV files per species, "
         "and the resume state in .inat-async/."
     ),
 ]
-DatasetDir = Annotated[Path, _out_option("The output folder of the run to report on.")]
+DatasetDir = Annotated[Path, out_option("The output folder of the run to report on.")]
 Workers = Annotated[
     int, typer.Option("-w", "--workers", help="Photos downloaded at the same time.")
 ]

@@ -15,9 +15,10 @@ from rich.table import Table
 from ..errors import InatError, UsageError
 from ..export import DEFAULT_SHARD_SIZE, ExportOptions, ExportResult, export_dataset
 from ..options import format_byte_size
+from ..settings import DEFAULT_OUT_DIR
 from ..splits import DEFAULT_SPLIT
 from ..verify import FileProblem, verify_dataset
-from .app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _fail, app
+from .app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _fail, app, out_option
 from .views import count, human_bytes
 
 EXPORT_EPILOG = """\
@@ -43,9 +44,7 @@ def export(
             "or an earlier export of the same dataset)."
         ),
     ],
-    out: Annotated[
-        Path, typer.Option("--out", help="The output folder of the run to export.")
-    ] = Path("results"),
+    out: Annotated[Path, out_option("The output folder of the run to export.")] = DEFAULT_OUT_DIR,
     format: Annotated[
         str,
         typer.Option(
