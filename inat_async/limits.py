@@ -405,8 +405,12 @@ class Reservation:
 
     def add_received(self, nbytes: int) -> None:
         """Count ``nbytes`` more that crossed the network for this download, so that a
-        release (a failure, a cancellation mid-body) charges them exactly."""
+        release (a failure, a cancellation mid-body) charges them exactly. A download
+        that grows beyond its estimate holds the growth from its process's block as it
+        arrives (no I/O), so the other downloads cannot be handed those bytes too."""
         self.received += nbytes
+        if self.received > self.held and not self._settled:
+            self._limits._grow(self, self.received - self.held)
 
     def release(self, received: int | None = None) -> None:
         """The download failed or was cancelled: give the estimate back, but charge the
@@ -682,6 +686,14 @@ class Limits:
         self._typical += (held - self._typical) / 16
         self._arm_timer()
         return reservation
+
+    def _grow(self, reservation: Reservation, extra: int) -> None:
+        block = self._block
+        if reservation._epoch == block.epoch and block.free >= extra:
+            block.out += extra
+            reservation.held += extra
+        # Else the block has no room left: the excess is charged at commit, as the
+        # excess of any photo in flight over its estimate.
 
     def _settle(self, reservation: Reservation, charged: int) -> None:
         # Settled first: if the store fails below, the block's lease runs out and

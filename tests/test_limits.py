@@ -587,6 +587,24 @@ async def test_a_busy_store_is_a_wait_on_a_loop_timer_not_a_sleep_on_the_loop(
 
 
 @pytest.mark.looptime
+async def test_a_photo_larger_than_its_estimate_holds_its_growth_from_the_block(
+    make_limits: MakeLimits,
+) -> None:
+    limits = make_limits(hourly_bytes=100_000, hour=100.0)  # blocks of 5,000 bytes here
+    growing = await limits.reserve(2_000)
+    other = await limits.reserve(2_000)
+    assert (limits._block.held, limits._block.free) == (5_000, 1_000)
+    growing.add_received(2_600)  # 600 more than its estimate: taken from the block
+    assert (growing.held, limits._block.free) == (2_600, 400)
+    assert [h.nbytes for h in limits.store.held()] == [5_000]  # no I/O for it
+    growing.add_received(1_000)  # no room left in the block: charged at commit
+    assert growing.held == 2_600
+    growing.commit(3_600)
+    other.commit(2_000)
+    assert [n for _, n in limits.store.history("media")] == [5_600]
+
+
+@pytest.mark.looptime
 async def test_leases_are_renewed_while_a_download_runs(make_limits: MakeLimits) -> None:
     clock = LoopClock(epoch=T0)
     limits = make_limits(clock=clock, hourly_bytes=1_000, byte_burst=1.0, lease=60.0)
@@ -870,6 +888,7 @@ class LedgerMachine(RuleBasedStateMachine):
             reservation.commit(amount)
         else:
             reservation.release(received=amount)
+            amount = max(amount, reservation.received)
         self.charged += amount
         entry = [self.clock.t, float(max(0, amount - reservation.held))]
         self.excess.append(entry)
@@ -886,6 +905,15 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(index=st.integers(0, 50), received=st.integers(0, 400))
     def fail(self, index: int, received: int) -> None:
         self._settle(index, received, commit=False)
+
+    @precondition(lambda self: self.open)
+    @rule(index=st.integers(0, 50), nbytes=st.integers(0, 600))
+    def receive(self, index: int, nbytes: int) -> None:
+        reservation = self.open[index % len(self.open)]
+        held = reservation.held
+        reservation.add_received(nbytes)
+        assert reservation.held >= held  # a growth held from the block, or nothing
+        self.observe()
 
     @precondition(lambda self: self.done)
     @rule(index=st.integers(0, 50))
