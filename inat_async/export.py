@@ -492,8 +492,8 @@ class _Export:
                 options.splits, seed=options.seed, species=str(item.taxon_id), group=key
             )
         if known < len(keys):
-            for k in keys:
-                self.state.set_group_split(item.taxon_id, k, split)
+            for position, k in enumerate(keys):
+                self.state.set_group_split(item.taxon_id, k, split, alias=position > 0)
         return split
 
     def _row(self, item: ExportRow) -> dict[str, Any]:

@@ -49,9 +49,17 @@ def test_no_group_is_in_two_splits_of_one_species(
         root = Path(tmp)
         generate_run_folder(root / "out", photos=photos, observers=observers, seed=seed)
         options = ExportOptions.create(split=split, group_by=group_by, seed=seed, link="copy")
-        export_dataset(root / "ds", out_dir=root / "out", options=options)
+        result = export_dataset(root / "ds", out_dir=root / "out", options=options)
         rows = _rows(root / "ds")
         assert len(rows) == photos
+        column = "observer_id" if group_by == "observer" else "observation_id"
+        for thin in result.thin:  # named with how many groups it really has
+            species = thin.species.replace("_", " ")
+            groups = {row[column] for row in rows if row["species"] == species}
+            assert thin.groups == len(groups)
+            assert set(thin.empty_splits).isdisjoint(
+                row["split"] for row in rows if row["species"] == species
+            )
         splits_of: dict[tuple[str, str], set[str]] = defaultdict(set)
         observer_splits: dict[tuple[str, str], set[str]] = defaultdict(set)
         for row in rows:

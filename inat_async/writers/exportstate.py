@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS groups (
     taxon_id INTEGER NOT NULL,
     key TEXT NOT NULL,
     split TEXT NOT NULL,
+    alias INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (taxon_id, key)
 );
 CREATE TABLE IF NOT EXISTS photos (
@@ -94,6 +95,9 @@ class ExportState:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(groups)")}
+            if "alias" not in columns:  # an export store older than the column
+                db.execute("ALTER TABLE groups ADD COLUMN alias INTEGER NOT NULL DEFAULT 0")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the export store {path}: {exc}") from exc
         except OSError as exc:
@@ -181,14 +185,20 @@ class ExportState:
                 found = found or str(row[0])
         return found, known
 
-    def set_group_split(self, taxon_id: int, key: str, split: str) -> None:
+    def set_group_split(self, taxon_id: int, key: str, split: str, *, alias: bool) -> None:
+        """``alias``: another name of a group recorded under its own key (a login)."""
         self._write(
-            "INSERT OR IGNORE INTO groups (taxon_id, key, split) VALUES (?, ?, ?)",
-            (taxon_id, key, split),
+            "INSERT OR IGNORE INTO groups (taxon_id, key, split, alias) VALUES (?, ?, ?, ?)",
+            (taxon_id, key, split, int(alias)),
         )
 
     def groups_per_class(self) -> dict[int, int]:
-        return dict(self._db.execute("SELECT taxon_id, COUNT(*) FROM groups GROUP BY taxon_id"))
+        """Groups (observers or observations) per taxon id, aliases not counted."""
+        return dict(
+            self._db.execute(
+                "SELECT taxon_id, COUNT(*) FROM groups WHERE alias = 0 GROUP BY taxon_id"
+            )
+        )
 
     # -- photos ----------------------------------------------------------------------------
 
