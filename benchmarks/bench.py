@@ -854,6 +854,9 @@ def main() -> int:
         action="store_true",
         help="only the CPU per photo of the limits store's reserve + commit",
     )
+    parser.add_argument(
+        "--io", action="store_true", help="only the loop/store scenarios (bench_io.py)"
+    )
     parser.add_argument("--repeat", type=int, help="runs per no-latency point (median)")
     parser.add_argument("--dir", type=Path, help="where runs write (default: the temp folder)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -870,6 +873,10 @@ def main() -> int:
             f"{cost['statements_per_photo']:.2f} SQL statements per photo"
         )
         return 0
+    if args.io:
+        import bench_io
+
+        return bench_io.report(quick=args.quick, folder=args.dir)
     plan = QUICK if args.quick else FULL
     if args.repeat:
         plan = Plan(**{**plan.__dict__, "repeat": args.repeat})

@@ -59,7 +59,6 @@ from .fetch import (
     PhotoFiles,
     extension_for,
     part_name,
-    remove_stale_parts,
 )
 from .layout import Layout, metadata_row
 from .limits import Limits, LimitSettings
@@ -488,8 +487,7 @@ class _Run:
         result.taxon, result.matched_term = taxon, matched_term
         self.emit(TaxonResolved(name, taxon, matched_term))
 
-        images = self.layout.make_images_dir(name)
-        remove_stale_parts(images)
+        self.layout.make_images_dir(name)
 
         state = self.store.species(name)
         todo = await self._resume(species)

@@ -32,6 +32,7 @@ from typing import Any
 
 from ._readonly import connect_readonly
 from .errors import OutputConflictError, StorageError
+from .fetch import remove_stale_parts
 from .models import Observation, Photo, Taxon
 from .options import Query
 from .photocheck import check_file, content_type_for
@@ -405,6 +406,18 @@ class ResumeStore:
         sql += " ORDER BY observation_id, position"
         return map(_photo, self._db.execute(sql, args))
 
+    def photos_at(self, name: str, keys: Sequence[tuple[int, int]]) -> Iterator[PhotoRecord]:
+        """The photos of ``name`` at these (observation id, position) keys."""
+        sql = (
+            f"SELECT {', '.join(_PHOTO_COLUMNS)} FROM photos "
+            "WHERE species = ? AND observation_id = ? AND position = ?"
+        )
+        key = species_key(name)
+        for observation_id, position in keys:
+            row = self._db.execute(sql, (key, observation_id, position)).fetchone()
+            if row is not None:
+                yield _photo(row)
+
     def mark_done(
         self,
         record: PhotoRecord,
@@ -598,28 +611,39 @@ def reconcile_now(
     again (the download replaces it). ``saved_paths`` gives the names a photo may be saved
     under.
     """
+    remove_stale_parts(images)  # a dead run's temporary files
     with ResumeStore.open_path(store_path) as store:
         on_disk = _file_names(images)
         already_done = 0
         todo: list[PhotoRecord] = []
         changes: list[StatusChange] = []
         with store.read_snapshot():
-            for record in store.iter_photos(name):
-                if record.status == DONE:
-                    if record.file_name in on_disk:
-                        already_done += 1
-                    else:
-                        changes.append(pending_change(record))  # deleted: fetch it again
-                        todo.append(record)
-                elif record.status == PENDING:
+            # Done photos, most of a rerun, cost a name lookup each: no record is built.
+            deleted: list[tuple[int, int]] = []
+            for observation_id, position, file_name in store._db.execute(
+                """SELECT observation_id, position, file_name FROM photos
+                   WHERE species = ? AND status = 'done'""",
+                (species_key(name),),
+            ):
+                if file_name in on_disk:
+                    already_done += 1
+                else:
+                    deleted.append((observation_id, position))
+            for record in store.iter_photos(name, PENDING, FAILED):
+                if record.status == PENDING:
                     adopted = _adopt(record, saved_paths(record), on_disk)
                     if adopted is not None:
                         changes.append(adopted)
                         already_done += 1
                     else:
                         todo.append(record)
-                elif record.status == FAILED and not record.missing:
+                elif not record.missing:
                     todo.append(record)
+            # The user deleted them: fetch them again.
+            for record in store.photos_at(name, deleted):
+                changes.append(pending_change(record))
+                todo.append(record)
+        todo.sort(key=lambda record: (record.observation_id, record.position))
         if changes:
             with store._write():
                 store._apply_statuses(changes)
