@@ -60,6 +60,7 @@ from .fetch import (
     extension_for,
     part_name,
 )
+from .guard import DatasetLock, check_store_not_lost
 from .layout import Layout, metadata_row
 from .limits import Limits, LimitSettings
 from .models import Observation, ObservationPage, Photo, photo_url_for_size, url_extension
@@ -233,16 +234,19 @@ async def download_all(
     # A caller's session may carry credentials for the API: photo hosts get none of them.
     photos = session if owns_session else photo_session(session)
     try:
-        store = ResumeStore.open(settings.out_dir, settings.query)
-        try:
-            # For exports' manifests and cards: never with the URL's credentials.
-            store.note_api_url(redact(settings.api_url))
-            run = _Run(
-                settings, session, shared_limits, store, on_event, files=files, photos=photos
-            )
-            return await run.run(entries)
-        finally:
-            store.close()
+        # One run at a time writes to a folder (a second one is refused, not queued).
+        with DatasetLock(settings.out_dir):
+            check_store_not_lost(settings.out_dir)
+            store = ResumeStore.open(settings.out_dir, settings.query)
+            try:
+                # For exports' manifests and cards: never with the URL's credentials.
+                store.note_api_url(redact(settings.api_url))
+                run = _Run(
+                    settings, session, shared_limits, store, on_event, files=files, photos=photos
+                )
+                return await run.run(entries)
+            finally:
+                store.close()
     finally:
         if photos is not session:
             await photos.close()

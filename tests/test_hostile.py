@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import socket
 from pathlib import Path
@@ -14,6 +15,7 @@ from inat_async import (
     ApiError,
     InatClient,
     ObservationSkipped,
+    OutputConflictError,
     PhotoSkipped,
     RetryPolicy,
     Settings,
@@ -305,3 +307,54 @@ async def test_a_callers_credentials_go_to_the_api_only(
     assert api and all(r.authorization == "Bearer tok-123" for r in api)
     assert photos and all(r.authorization is None and r.cookie is None for r in photos)
     assert {r.user_agent for r in records} == {"lab/1"}
+
+
+# -- the output folder: one writer, no silent restart -----------------------------------------
+
+
+async def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    server.settings.photo_latency = 0.05
+    out = tmp_path / "out"
+    options = run_options(server, out, fast_limits, observations=6, workers=2)
+    first = asyncio.create_task(download_all(["Apis mellifera"], **options))
+    while not any(r.kind == "photo" for r in server.log.records()):
+        await asyncio.sleep(0.01)
+    with pytest.raises(UsageError, match=r"another inat-async run \(process \d+\) is downloading"):
+        await download_all(["Apis mellifera"], **options)
+    result = await first
+    assert result.ok
+    assert not server.log.refetched_photos()
+    # Released when the run ends: the next run resumes (and has nothing to fetch).
+    server.settings.photo_latency = 0.0
+    again = await download_all(["Apis mellifera"], **options)
+    assert again.ok and again.photos_downloaded == 0
+
+
+async def test_an_emptied_store_beside_downloaded_files_is_refused_with_a_hint(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    out = tmp_path / "out"
+    options = run_options(server, out, fast_limits, observations=4)
+    assert (await download_all(["Apis mellifera"], **options)).ok
+    fetched = len([r for r in server.log.records() if r.kind == "photo"])
+    store = out / ".inat-async" / "state.sqlite3"
+    store.write_bytes(b"")  # truncated to 0 bytes
+    with pytest.raises(OutputConflictError, match="was lost or truncated") as caught:
+        await download_all(["Apis mellifera"], **options)
+    assert "Apis_mellifera_images" in str(caught.value)
+    assert len([r for r in server.log.records() if r.kind == "photo"]) == fetched
+    assert store.stat().st_size == 0  # left as found, for the user to restore
+
+
+async def test_a_new_folder_and_a_folder_without_a_store_still_start(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    out = tmp_path / "out"
+    (out / "notes").mkdir(parents=True)
+    (out / "readme.csv").write_text("x\n")  # no store at all: not a lost one
+    result = await download_all(
+        ["Apis mellifera"], **run_options(server, out, fast_limits, observations=2)
+    )
+    assert result.ok and result.photos_downloaded > 0

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from support import start_cli
+
+from inat_async.testing import build_dataset, run_in_thread
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,3 +41,37 @@ def test_an_api_url_that_cannot_work_is_exit_2_and_creates_nothing(
     assert "s3cret" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_a_second_run_into_a_busy_folder_exits_2_status_still_reads_and_a_kill_frees_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "species.csv").write_text("name\nApis mellifera\n", encoding="utf-8")
+    dataset = build_dataset({"Apis mellifera": 40}, seed=5)
+    state = tmp_path / "s"
+    with run_in_thread(dataset, photo_latency=0.2) as server:
+        args = ("run", "--api-url", server.api_url, "--out", "out", "-o", "30", "-w", "2")
+        first = start_cli(*args, "--plain", cwd=tmp_path, state=state)
+        try:
+            deadline = time.monotonic() + 60
+            while not any(r.kind == "photo" for r in server.log.records()):
+                assert first.poll() is None, first.communicate()
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            second = run_cli(*args, cwd=tmp_path, state=state)
+            assert second.returncode == 2, second.stderr
+            lines = [line for line in second.stderr.splitlines() if line.strip()]
+            assert len(lines) == 1, second.stderr
+            assert f"another inat-async run (process {first.pid})" in lines[0]
+            assert "--out" in lines[0]
+            # status only reads: it works while the run holds the folder.
+            report = run_cli("status", "--out", "out", cwd=tmp_path, state=state)
+            assert report.returncode == 0, report.stderr
+            assert "Apis mellifera" in report.stdout
+        finally:
+            first.kill()  # kill -9: no clean-up at all
+            first.communicate()
+        # The OS dropped the lock with the process: the rerun resumes.
+        server.settings.photo_latency = 0.0
+        again = run_cli(*args, cwd=tmp_path, state=state)
+        assert again.returncode == 0, again.stderr
