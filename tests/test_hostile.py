@@ -16,6 +16,7 @@ from inat_async import (
     InatClient,
     ObservationSkipped,
     OutputConflictError,
+    PageFetched,
     PhotoSkipped,
     RetryPolicy,
     Settings,
@@ -318,9 +319,14 @@ async def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs
     server.settings.photo_latency = 0.05
     out = tmp_path / "out"
     options = run_options(server, out, fast_limits, observations=6, workers=2)
-    first = asyncio.create_task(download_all(["Apis mellifera"], **options))
-    while not any(r.kind == "photo" for r in server.log.records()):
-        await asyncio.sleep(0.01)
+    walking = asyncio.Event()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, PageFetched):
+            walking.set()
+
+    first = asyncio.create_task(download_all(["Apis mellifera"], on_event=on_event, **options))
+    await walking.wait()
     with pytest.raises(UsageError, match=r"another inat-async run \(process \d+\) is downloading"):
         await download_all(["Apis mellifera"], **options)
     result = await first
