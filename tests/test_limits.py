@@ -745,6 +745,65 @@ asyncio.run(main())
     assert sum(1 for at in stored if at <= start + 2.0) <= 2 + 2.0 * 10 + 1
 
 
+def test_two_processes_share_one_byte_budget(tmp_path: Path) -> None:
+    """Two real processes on one state folder take blocks from one byte budget (an hour
+    scaled down to one second): together they stay within it, plus what is in flight."""
+    script = """
+import asyncio, json, random, sys
+from pathlib import Path
+from inat_async.limits import Limits, LimitSettings
+
+async def main() -> None:
+    settings = LimitSettings(
+        state_dir=Path(sys.argv[1]), hourly_bytes=400_000, hour=1.0, daily_bytes=10**12
+    )
+    rng = random.Random(sys.argv[3])
+    async with Limits(settings) as limits:
+        start = float(sys.argv[2])
+        await asyncio.sleep(max(0.0, start - limits.clock.now()))
+        done = []
+        async def worker() -> None:
+            while limits.clock.now() < start + 1.5:
+                size = rng.randint(5_000, 15_000)
+                with await limits.reserve(10_000) as r:
+                    await asyncio.sleep(0.002)
+                    r.commit(size)
+                    done.append((limits.clock.now(), size))
+        await asyncio.gather(*(worker() for _ in range(4)))
+    print(json.dumps(done))
+
+asyncio.run(main())
+"""
+    state = tmp_path / "state"
+    LimitStore.in_dir(state).close()
+    start = time.time() + 1.0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(state), str(start), str(seed)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for seed in (1, 2)
+    ]
+    outputs = [p.communicate(timeout=30) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    each = [json.loads(out) for out, _ in outputs]
+    assert all(len(done) >= 5 for done in each)  # both got a share
+    done = sorted(entry for one in each for entry in one)
+    for t, _ in done:
+        # The budget, plus the excess of real sizes over estimates of 8 in flight.
+        assert sum(n for u, n in done if t - 1.0 < u <= t) <= 400_000 + 8 * 5_000
+    with LimitStore.in_dir(state) as store:
+        assert sum(n for _, n in store.history("media")) == sum(n for _, n in done)
+        assert store.held() == []
+    # ... and the budget was used: one at once, another when it left the window.
+    assert sum(n for _, n in done) >= 1.5 * 400_000
+
+
 def test_default_limits_is_one_instance_per_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
