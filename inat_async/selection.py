@@ -216,15 +216,22 @@ class Sampling:
 
     def __post_init__(self) -> None:
         if self.sample not in SAMPLES:
-            raise UsageError(f"unknown sample {self.sample!r}; use one of {', '.join(SAMPLES)}")
+            raise UsageError(
+                f"unknown sample {self.sample!r}; use one of {', '.join(SAMPLES)}",
+                options=("sample",),
+            )
         for name in ("per_observer", "photos_per_observation"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
-                raise UsageError(f"{name} must be a whole number of at least 1, got {value!r}")
+                raise UsageError(
+                    f"{name} must be a whole number of at least 1, got {value!r}", options=(name,)
+                )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise UsageError(f"seed must be a whole number (0 or more), got {self.seed!r}")
+            raise UsageError(
+                f"seed must be a whole number (0 or more), got {self.seed!r}", options=("seed",)
+            )
 
     @property
     def spread(self) -> bool:
@@ -283,8 +290,8 @@ class FilterRequest:
         pairs = [_param_pair(text) for text in param]
         request = cls(
             places=tuple(_places(place)),
-            d1=parse_date(d1, "--d1") if d1 else None,
-            d2=parse_date(d2, "--d2") if d2 else None,
+            d1=parse_date(d1, "d1") if d1 else None,
+            d2=parse_date(d2, "d2") if d2 else None,
             months=parse_months(month) if month else (),
             years=parse_years(year) if year else (),
             captive=captive,
@@ -293,20 +300,23 @@ class FilterRequest:
             users=_users(user),
             bbox=parse_bbox(bbox) if bbox else None,
         )
-        return request.merged(pairs, source="--param")
+        return request.merged(pairs, source="param")
 
     def merged(self, pairs: Iterable[tuple[str, str]], *, source: str) -> FilterRequest:
-        """This request plus search parameters (from ``--param`` or a URL's query)."""
+        """This request plus search parameters (from ``param`` or a URL's query)."""
         values: dict[str, str] = {}
         extra = dict(self.extra)
         for key, value in pairs:
             if key in OWNED_PARAMS:
                 raise UsageError(
-                    f"{source} {key}={value}: the tool sets {key}; {OWNED_PARAMS[key]}"
+                    f"{source} {key}={value}: the tool sets {key}; {OWNED_PARAMS[key]}",
+                    options=(source,),
                 )
             target = values if key in _TYPED_KEYS else extra
             if key in target and target[key] != value:
-                raise UsageError(f"{source} gives {key} twice ({target[key]!r} and {value!r})")
+                raise UsageError(
+                    f"{source} gives {key} twice ({target[key]!r} and {value!r})", options=(source,)
+                )
             target[key] = value
         merged = _typed(self, values, source)
         return _replace(merged, extra=tuple(sorted(extra.items())))
@@ -319,12 +329,14 @@ class FilterRequest:
             if theirs in (None, ()):
                 continue
             if mine not in (None, ()) and f.name != "extra":
-                raise UsageError(f"{source} and the options both set {f.name.rstrip('s')}")
+                raise UsageError(
+                    f"{source} and the options both set {f.name.rstrip('s')}", options=(source,)
+                )
             changes[f.name] = theirs
         if self.extra and other.extra:
             clash = sorted(set(dict(self.extra)) & set(dict(other.extra)))
             if clash:
-                raise UsageError(f"{source} and --param both set {clash[0]}")
+                raise UsageError(f"{source} and param both set {clash[0]}", options=(source,))
             changes["extra"] = tuple(sorted((*self.extra, *other.extra)))
         return _replace(self, **changes)
 
@@ -350,9 +362,9 @@ class FilterRequest:
             months=self.months,
             years=self.years,
             captive=self.captive,
-            annotation=_annotation_filter(self.annotations, terms, "--annotation"),
+            annotation=_annotation_filter(self.annotations, terms, "annotation"),
             without_annotation=_annotation_filter(
-                self.without_annotations, terms, "--without-annotation"
+                self.without_annotations, terms, "without_annotation"
             ),
             users=self.users,
             bbox=self.bbox,
@@ -375,7 +387,9 @@ def _typed(request: FilterRequest, values: Mapping[str, str], source: str) -> Fi
 
     def take(name: str, value: Any, key: str) -> None:
         if getattr(request, name) not in (None, ()):
-            raise UsageError(f"{source} {key} is given twice (also by its own option)")
+            raise UsageError(
+                f"{source} {key} is given twice (also by its own option)", options=(source,)
+            )
         changes[name] = value
 
     if "place_id" in values:
@@ -397,7 +411,7 @@ def _typed(request: FilterRequest, values: Mapping[str, str], source: str) -> Fi
         value_key = key.replace("term_id", "term_value_id")
         if term is None:
             if value_key in values:
-                raise UsageError(f"{source} {value_key} needs {key}")
+                raise UsageError(f"{source} {value_key} needs {key}", options=(source,))
             continue
         value_ids = [v for v in values.get(value_key, "").split(",") if v.strip()]
         pairs: list[tuple[str, str | None]] = [(term, v.strip()) for v in value_ids] or [
@@ -407,7 +421,9 @@ def _typed(request: FilterRequest, values: Mapping[str, str], source: str) -> Fi
     corners = [values.get(k) for k in ("swlat", "swlng", "nelat", "nelng")]
     if any(c is not None for c in corners):
         if not all(c is not None for c in corners):
-            raise UsageError(f"{source}: a box needs all of swlat, swlng, nelat and nelng")
+            raise UsageError(
+                f"{source}: a box needs all of swlat, swlng, nelat and nelng", options=(source,)
+            )
         take("bbox", parse_bbox(",".join(c for c in corners if c is not None)), "swlat")
     return _replace(request, **changes)
 
@@ -419,11 +435,13 @@ def parse_date(text: str, what: str = "date") -> str:
     """``2020-05-01`` as is; anything else, or a day that does not exist, is refused."""
     value = text.strip()
     if not _DATE.match(value):
-        raise UsageError(f"{what} must be a date written YYYY-MM-DD, got {text!r}")
+        raise UsageError(
+            f"{what} must be a date written YYYY-MM-DD, got {text!r}", options=(what.split()[0],)
+        )
     try:
         dt.date.fromisoformat(value)
     except ValueError:
-        raise UsageError(f"{what} {text!r} is not a real day") from None
+        raise UsageError(f"{what} {text!r} is not a real day", options=(what.split()[0],)) from None
     return value
 
 
@@ -446,7 +464,8 @@ def _numbers(value: str | Sequence[int], what: str) -> list[int]:
                 found.append(int(item))
         except ValueError:
             raise UsageError(
-                f"{what} must be whole numbers or ranges like 4-6, got {item!r}"
+                f"{what} must be whole numbers or ranges like 4-6, got {item!r}",
+                options=(what.split()[0],),
             ) from None
     if not found:
         raise UsageError(f"no {what} given")
@@ -480,22 +499,28 @@ def parse_bbox(value: str | Sequence[float]) -> tuple[float, float, float, float
     items = value.split(",") if isinstance(value, str) else list(value)
     if len(items) != 4:
         raise UsageError(
-            f"--bbox takes four numbers SWLAT,SWLNG,NELAT,NELNG, got {len(items)} in {value!r}"
+            f"bbox takes four numbers SWLAT,SWLNG,NELAT,NELNG, got {len(items)} in {value!r}",
+            options=("bbox",),
         )
     try:
         swlat, swlng, nelat, nelng = (float(v) for v in items)
     except ValueError:
-        raise UsageError(f"--bbox takes numbers, got {value!r}") from None
+        raise UsageError(f"bbox takes numbers, got {value!r}", options=("bbox",)) from None
     if not all(math.isfinite(v) for v in (swlat, swlng, nelat, nelng)):
-        raise UsageError(f"--bbox takes finite numbers, got {value!r}")
+        raise UsageError(f"bbox takes finite numbers, got {value!r}", options=("bbox",))
     if not (-90 <= swlat <= 90 and -90 <= nelat <= 90):
-        raise UsageError(f"--bbox latitudes must be within -90..90, got {swlat} and {nelat}")
+        raise UsageError(
+            f"bbox latitudes must be within -90..90, got {swlat} and {nelat}", options=("bbox",)
+        )
     if not (-180 <= swlng <= 180 and -180 <= nelng <= 180):
-        raise UsageError(f"--bbox longitudes must be within -180..180, got {swlng} and {nelng}")
+        raise UsageError(
+            f"bbox longitudes must be within -180..180, got {swlng} and {nelng}", options=("bbox",)
+        )
     if swlat > nelat:
         raise UsageError(
-            f"--bbox south-west latitude {swlat} is north of the north-east one {nelat}; "
-            "the order is SWLAT,SWLNG,NELAT,NELNG"
+            f"bbox south-west latitude {swlat} is north of the north-east one {nelat}; "
+            "the order is SWLAT,SWLNG,NELAT,NELNG",
+            options=("bbox",),
         )
     return swlat, swlng, nelat, nelng
 
@@ -515,9 +540,11 @@ def _param_pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise UsageError(f"--param is written KEY=VALUE, got {text!r}")
+        raise UsageError(f"param is written KEY=VALUE, got {text!r}", options=("param",))
     if not _KEY.match(key):
-        raise UsageError(f"--param {text!r}: {key!r} is not a search parameter name")
+        raise UsageError(
+            f"param {text!r}: {key!r} is not a search parameter name", options=("param",)
+        )
     return key, value.strip()
 
 
@@ -528,7 +555,7 @@ def _places(values: Iterable[str]) -> list[str]:
         parts = [p.strip() for p in value.split(",")] if _is_id_list(value) else [value.strip()]
         for part in parts:
             if not part:
-                raise UsageError("--place needs a place name or id")
+                raise UsageError("place needs a place name or id", options=("place",))
             if part not in found:
                 found.append(part)
     return found
@@ -545,7 +572,7 @@ def _users(value: str | Sequence[str] | None) -> tuple[str, ...]:
     users = tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
     for user in users:
         if any(ch.isspace() or ch in "&=?#/" for ch in user):
-            raise UsageError(f"--user takes a login or a user id, got {user!r}")
+            raise UsageError(f"user takes a login or a user id, got {user!r}", options=("user",))
     return users
 
 
@@ -555,7 +582,7 @@ def _boolean(value: str, what: str) -> bool:
         return True
     if lowered in ("false", "no", "0"):
         return False
-    raise UsageError(f"{what} must be true or false, got {value!r}")
+    raise UsageError(f"{what} must be true or false, got {value!r}", options=(what.split()[0],))
 
 
 # -- lookups ------------------------------------------------------------------------
@@ -593,9 +620,9 @@ async def resolve_place(client: InatClient, text: str) -> tuple[int, str]:
     candidates = exact or found
     if not candidates:
         raise UsageError(f"no iNaturalist place is named {text!r}")
-    listed = "; ".join(f"{_place_name(item)} (--place {pid})" for pid, item in candidates[:8])
+    listed = "; ".join(f"{_place_name(item)} (id {pid})" for pid, item in candidates[:8])
     what = "several places are" if exact else "no place is exactly"
-    raise UsageError(f"{what} named {text!r}: {listed}")
+    raise UsageError(f"{what} named {text!r}: {listed}", options=(what.split()[0],))
 
 
 def _place_name(item: Mapping[str, Any]) -> str:
@@ -639,13 +666,17 @@ def _annotation_filter(
         term = _find(terms, term_text, lambda t: (t.id, t.label))
         if term is None:
             valid = ", ".join(t.label for t in terms)
-            raise UsageError(f"{option}: no annotation term {term_text!r}; the terms are {valid}")
+            raise UsageError(
+                f"{option}: no annotation term {term_text!r}; the terms are {valid}",
+                options=(option,),
+            )
         if chosen is not None and term.id != chosen.id:
             # term_id takes one term: an observation needs ONE annotation matching both
             # the term and the value, so two terms cannot be asked for together.
             raise UsageError(
                 f"{option}: the API filters on one annotation term at a time; "
-                f"got {chosen.label!r} and {term.label!r}"
+                f"got {chosen.label!r} and {term.label!r}",
+                options=(option,),
             )
         chosen = term
         if value_text is None:
@@ -655,7 +686,8 @@ def _annotation_filter(
         if value is None:
             valid = ", ".join(label for _, label in term.values)
             raise UsageError(
-                f"{option}: {term.label!r} has no value {value_text!r}; its values are {valid}"
+                f"{option}: {term.label!r} has no value {value_text!r}; its values are {valid}",
+                options=(option,),
             )
         if value not in values:
             values.append(value)
@@ -704,28 +736,29 @@ def parse_search_url(url: str) -> UrlSelection:
     try:
         parts = urlsplit(text)
     except ValueError:
-        raise UsageError(f"--from-url {url!r} is not a URL") from None
+        raise UsageError(f"from_url {url!r} is not a URL", options=("from_url",)) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"--from-url needs an http(s) URL, got {url!r}")
+        raise UsageError(f"from_url needs an http(s) URL, got {url!r}", options=("from_url",))
     path = parts.path.rstrip("/")
     if not (path == "/observations" or path.endswith("/v1/observations")):
         raise UsageError(
-            f"--from-url {url!r} is not an observations search; copy the address of an "
+            f"from_url {url!r} is not an observations search; copy the address of an "
             "iNaturalist observations page, e.g. https://www.inaturalist.org/observations?"
-            "taxon_id=47219&place_id=6744"
+            "taxon_id=47219&place_id=6744",
+            options=("from_url",),
         )
     pairs: dict[str, str] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=False):
         key = key.strip()
         if key in pairs and pairs[key] != value:
-            raise UsageError(f"--from-url gives {key} twice")
+            raise UsageError(f"from_url gives {key} twice", options=("from_url",))
         pairs[key] = value.strip()
     taxon_ids: list[int] = []
     for item in (pairs.pop("taxon_id", "") + "," + pairs.pop("taxon_ids", "")).split(","):
         if not item.strip():
             continue
         if not item.strip().isdigit():
-            raise UsageError(f"--from-url: taxon_id must be ids, got {item!r}")
+            raise UsageError(f"from_url: taxon_id must be ids, got {item!r}", options=("from_url",))
         if int(item) not in taxon_ids:
             taxon_ids.append(int(item))
     taxon_names = tuple(n.strip() for n in pairs.pop("taxon_name", "").split(",") if n.strip())
@@ -736,7 +769,9 @@ def parse_search_url(url: str) -> UrlSelection:
         # How the page was sorted and paged: the walk decides that.
         pairs.pop(key, None)
     if pairs.pop("photos", "true") not in ("true", "any"):
-        raise UsageError("--from-url: observations without photos have nothing to download")
+        raise UsageError(
+            "from_url: observations without photos have nothing to download", options=("from_url",)
+        )
     search = [(k, v) for k, v in pairs.items() if k not in _VIEW_KEYS and v]
-    filters = FilterRequest().merged(search, source="--from-url")
+    filters = FilterRequest().merged(search, source="from_url")
     return UrlSelection(filters, tuple(taxon_ids), taxon_names, quality, license_)

@@ -186,7 +186,7 @@ async def test_places_and_annotations_are_looked_up(
         any_sex = await FilterRequest.parse(without_annotation=["sex"]).resolve(client)
         assert any_sex.params() == {"without_term_id": "9"}
         problems = {
-            "Springfield": "Springfield, IL, US \\(--place 2359\\); Springfield, MA, US",
+            "Springfield": "Springfield, IL, US \\(id 2359\\); Springfield, MA, US",
             "Atlantis": "no iNaturalist place is named 'Atlantis'",
             "99999999": "no iNaturalist place has id 99999999",
         }

@@ -50,7 +50,7 @@ def fast(server: FakeInatServer) -> list[str]:
         (["--d1", "2021-02-30"], "--d1 '2021-02-30' is not a real day"),
         (["--param", "taxon_id=1"], "the tool sets taxon_id"),
         (["--seed", "3"], "--seed chooses a spread sample"),
-        (["--per-observer", "0"], "per_observer must be a whole number of at least 1"),
+        (["--per-observer", "0"], "--per-observer must be a whole number of at least 1"),
         (["--from-url", "https://www.inaturalist.org/taxa/47219"], "is not an observations search"),
     ],
 )

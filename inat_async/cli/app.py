@@ -116,6 +116,20 @@ FLAGS: dict[str, str] = {
     "requests_per_day": "--requests-per-day",
     "hourly_bytes": "--hourly-limit",
     "daily_bytes": "--daily-limit",
+    # selection
+    "place": "--place",
+    "d1": "--d1",
+    "d2": "--d2",
+    "annotation": "--annotation",
+    "without_annotation": "--without-annotation",
+    "user": "--user",
+    "bbox": "--bbox",
+    "param": "--param",
+    "from_url": "--from-url",
+    "sample": "--sample",
+    "seed": "--seed",
+    "per_observer": "--per-observer",
+    "photos_per_observation": "--photos-per-observation",
     # export
     "group_by": "--group-by",
     "link": "--link",
@@ -894,7 +908,7 @@ def species(
         if output is not None and output.is_dir():
             raise UsageError(f"--output {output} is a folder; name a file")
     except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        raise _fail(exc, EXIT_USAGE) from None
 
     async def main() -> int:
         async with api_client(

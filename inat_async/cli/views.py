@@ -398,13 +398,14 @@ def render_status(console: Console, status: DatasetStatus) -> None:
     console.print(Text.assemble(("Dataset in ", "bold"), str(status.out_dir)), soft_wrap=True)
     console.print(f"settings: {settings}", highlight=False, markup=False)
     # Everything else in the identity is a search filter or a sampling choice.
-    filters = " · ".join(
-        f"{key} {value}"
-        for key, value in query.items()
-        if key not in ("quality", "license", "size")
-    )
-    if filters:
-        console.print(f"filters: {filters}", highlight=False, markup=False)
+    sampling_keys = ("sample", "seed", "per_observer", "photos_per_observation")
+    for label, keys in (
+        ("filters", [k for k in query if k not in ("quality", "license", "size", *sampling_keys)]),
+        ("sampling", [k for k in sampling_keys if k in query]),
+    ):
+        if keys:
+            shown = " · ".join(f"{key} {query[key]}" for key in keys)
+            console.print(f"{label}: {shown}", highlight=False, markup=False)
     if status.species:
         rows = status.species
         several = len(rows) > 1
