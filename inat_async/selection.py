@@ -736,29 +736,28 @@ def parse_search_url(url: str) -> UrlSelection:
     try:
         parts = urlsplit(text)
     except ValueError:
-        raise UsageError(f"from_url {url!r} is not a URL", options=("from_url",)) from None
+        raise UsageError(f"the search URL {url!r} is not a URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"from_url needs an http(s) URL, got {url!r}", options=("from_url",))
+        raise UsageError(f"the search URL must start with http:// or https://, got {url!r}")
     path = parts.path.rstrip("/")
     if not (path == "/observations" or path.endswith("/v1/observations")):
         raise UsageError(
-            f"from_url {url!r} is not an observations search; copy the address of an "
+            f"the search URL {url!r} is not an observations search; copy the address of an "
             "iNaturalist observations page, e.g. https://www.inaturalist.org/observations?"
             "taxon_id=47219&place_id=6744",
-            options=("from_url",),
         )
     pairs: dict[str, str] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=False):
         key = key.strip()
         if key in pairs and pairs[key] != value:
-            raise UsageError(f"from_url gives {key} twice", options=("from_url",))
+            raise UsageError(f"the search URL gives {key} twice")
         pairs[key] = value.strip()
     taxon_ids: list[int] = []
     for item in (pairs.pop("taxon_id", "") + "," + pairs.pop("taxon_ids", "")).split(","):
         if not item.strip():
             continue
         if not item.strip().isdigit():
-            raise UsageError(f"from_url: taxon_id must be ids, got {item!r}", options=("from_url",))
+            raise UsageError(f"the search URL: taxon_id must be ids, got {item!r}")
         if int(item) not in taxon_ids:
             taxon_ids.append(int(item))
     taxon_names = tuple(n.strip() for n in pairs.pop("taxon_name", "").split(",") if n.strip())
@@ -769,9 +768,7 @@ def parse_search_url(url: str) -> UrlSelection:
         # How the page was sorted and paged: the walk decides that.
         pairs.pop(key, None)
     if pairs.pop("photos", "true") not in ("true", "any"):
-        raise UsageError(
-            "from_url: observations without photos have nothing to download", options=("from_url",)
-        )
+        raise UsageError("the search URL: observations without photos have nothing to download")
     search = [(k, v) for k, v in pairs.items() if k not in _VIEW_KEYS and v]
-    filters = FilterRequest().merged(search, source="from_url")
+    filters = FilterRequest().merged(search, source="the search URL")
     return UrlSelection(filters, tuple(taxon_ids), taxon_names, quality, license_)

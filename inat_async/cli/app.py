@@ -125,7 +125,6 @@ FLAGS: dict[str, str] = {
     "user": "--user",
     "bbox": "--bbox",
     "param": "--param",
-    "from_url": "--from-url",
     "sample": "--sample",
     "seed": "--seed",
     "per_observer": "--per-observer",
