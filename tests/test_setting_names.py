@@ -120,6 +120,12 @@ def _library_defaults() -> dict[str, object]:
     }
     limits = LimitSettings()
     defaults.update({f.name: getattr(limits, f.name) for f in dataclasses.fields(limits)})
+    sampling = Sampling()
+    defaults.update({f.name: getattr(sampling, f.name) for f in dataclasses.fields(sampling)})
+    defaults.update(
+        (name, param.default)
+        for name, param in inspect.signature(FilterRequest.parse).parameters.items()
+    )
     # None in Settings.create means these: what the CLI shows as its default.
     defaults.update(api_url=OFFICIAL_API_URL, user_agent=DEFAULT_USER_AGENT)
     return defaults

@@ -40,7 +40,7 @@ from ..limits import OFFICIAL_MAX_PER_MINUTE, STATE_DIR_ENV, Limits, LimitSettin
 from ..options import Query, format_byte_size, parse_byte_size
 from ..pipeline import download_all
 from ..plan import RunPlan, SpeciesPlan, plan_run
-from ..selection import FilterRequest, Sampling, UrlSelection, parse_search_url
+from ..selection import SAMPLES, FilterRequest, Sampling, UrlSelection, parse_search_url
 from ..settings import (
     API_URL_ENV,
     DEFAULT_LICENSE,
@@ -631,7 +631,7 @@ def run(
             "API request per observation).",
             rich_help_panel=_SAMPLING,
         ),
-    ] = "oldest",
+    ] = SAMPLES[0],
     seed: Annotated[
         int | None,
         typer.Option(
