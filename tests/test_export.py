@@ -167,7 +167,11 @@ def test_credits_card_and_manifest(downloaded: Downloaded, tmp_path: Path) -> No
             assert row["license_name"].endswith(("4.0", "Public Domain Mark 1.0"))
     card = (dest / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\nlicense:\n")
-    assert "cc-by-nc-4.0" in card.split("---")[1]
+    yaml = pytest.importorskip("yaml")
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert "cc-by-nc-4.0" in header["license"] and "other" in header["license"]
+    assert header["task_categories"] == ["image-classification"]
+    assert header["pretty_name"].startswith("iNaturalist photos: Apis mellifera")
     assert "no commercial use (NC)" in card and "not licensed for reuse" in card
     assert "Cite iNaturalist" in card and "| Apis_mellifera |" in card
     manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))

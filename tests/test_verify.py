@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -161,3 +162,32 @@ def test_reexport_puts_back_a_deleted_photo_with_the_same_bytes(exported: Path) 
 def test_bad_export_options_are_usage_errors(options: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         ExportOptions.create(**options)  # type: ignore[arg-type]
+
+
+def test_duplicate_bytes_are_exported_once_and_conflicts_are_listed(tmp_path: Path) -> None:
+    made = generate_run_folder(
+        tmp_path / "results", photos=300, seed=4, duplicates=15, cross_species_duplicates=10
+    )
+    result = export_dataset(tmp_path / "ds", out_dir=tmp_path / "results")
+    distinct = {m.sha256 for m in made}
+    assert result.total == len(distinct)  # every distinct photo once, and only once
+    assert result.duplicates == len(made) - len(distinct) and result.conflicts > 0
+    exported = [
+        entry.sha256
+        for entry in iter_manifest_files(tmp_path / "ds" / "manifest.json")
+        if entry.path.endswith(".jpg")
+    ]
+    assert len(exported) == len(set(exported)) == len(distinct)  # never under two labels
+    with (tmp_path / "ds" / "duplicates.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == result.duplicates
+    conflicts = [row for row in rows if row["conflict"] == "true"]
+    assert len(conflicts) == result.conflicts
+    species_of = {str(m.photo_id): m.species for m in made}
+    for row in conflicts:
+        assert row["species"] != row["kept_species"]
+        assert species_of[row["photo_id"]] == row["species"]
+        assert species_of[row["kept_photo_id"]] == row["kept_species"]
+    assert {(c.photo_id, c.kept_photo_id) for c in result.conflict_examples} <= {
+        (int(row["photo_id"]), int(row["kept_photo_id"])) for row in conflicts
+    }
