@@ -7,6 +7,7 @@ module index): a summary that wraps, or none, hides what a module is for.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,22 @@ def test_a_module_docstring_opens_with_a_one_line_summary(path: Path) -> None:
     summary = _summary(path)
     # The summary line must fit the line length (100) with its opening quotes.
     assert len(summary) <= 97, f"{path.relative_to(PACKAGE.parent)}: the summary is too long"
+
+
+def test_the_architecture_note_names_every_module() -> None:
+    root = PACKAGE.parent
+    if not (root / "pyproject.toml").is_file():
+        pytest.skip("an installed package, not a source checkout: no ARCHITECTURE.md")
+    text = (root / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    missing = [
+        rel
+        for rel in (str(path.relative_to(PACKAGE)) for path in MODULES)
+        if f"| `{rel}` |" not in text
+    ]
+    assert missing == [], (
+        f"add a line for {', '.join(missing)} to a module table in ARCHITECTURE.md "
+        "(| `path` | what it is for |)"
+    )
+    listed = set(re.findall(r"^\| `([\w/]+\.py)` \|", text, flags=re.MULTILINE))
+    gone = sorted(listed - {str(path.relative_to(PACKAGE)) for path in MODULES})
+    assert gone == [], f"ARCHITECTURE.md lists modules that no longer exist: {gone}"
