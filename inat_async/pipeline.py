@@ -273,7 +273,6 @@ class _Species:
     #: The taxon choice, or why there is none, once resolved.
     choice: TaxonChoice | None = None
     error: InatError | None = None
-    resolving: bool = False
     #: The walk, once the species is open: pages, and a page request in flight.
     pages: AsyncGenerator[ObservationPage, None] | None = None
     fetching: bool = False
@@ -440,7 +439,6 @@ class _Run:
     def _take_resolve(self) -> _Species:
         species = self._all[self._next_resolve]
         self._next_resolve += 1
-        species.resolving = True
         self._resolving += 1
         return species
 
@@ -456,7 +454,6 @@ class _Run:
         except Exception as exc:
             species.error = _internal(exc)
         finally:
-            species.resolving = False
             self._resolving -= 1
 
     async def _open(self, species: _Species, backlog: Backlog[_Job]) -> None:
