@@ -929,7 +929,7 @@ def species(
         else:
             write_species_csv(rows, output)
             err_console.print(
-                f"{count(len(rows))} {rank} taxa, {count(total)} observations: {output}",
+                f"{count(len(rows))} taxa at rank {rank}, {count(total)} observations: {output}",
                 markup=False,
             )
         if not rows:
