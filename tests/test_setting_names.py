@@ -31,6 +31,7 @@ from inat_async.errors import ApiError, StorageError
 from inat_async.export import ExportOptions
 from inat_async.options import parse_byte_size
 from inat_async.selection import FilterRequest, Sampling
+from inat_async.testing import build_dataset, run_in_thread
 
 PACKAGE = Path(inat_async.__file__).resolve().parent
 #: The settings a caller passes: the run's, the budgets', the export's.
@@ -253,3 +254,33 @@ def test_status_names_the_out_flag(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["status", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert result.stderr.rstrip().endswith("give the --out folder of a run")
+
+
+def test_an_error_line_prints_what_the_user_typed_as_text(tmp_path: Path) -> None:
+    """Brackets in a value are not rich markup: no traceback, nothing swallowed."""
+    species = tmp_path / "species.csv"
+    species.write_text("name\nApis mellifera\n", encoding="utf-8")
+    for value in ("[/]", "[bold]x"):
+        result = CliRunner().invoke(
+            app, ["run", str(species), "-q", value, "--state-dir", str(tmp_path / "s")]
+        )
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error: unknown quality grade '{value}';")
+        assert result.stderr.count("\n") == 1
+
+
+def test_a_species_error_prints_the_name_as_text(tmp_path: Path) -> None:
+    species = tmp_path / "species.csv"
+    species.write_text("name\n[/]Nopea nonexistens\n", encoding="utf-8")
+    dataset = build_dataset({"Apis mellifera": 3}, seed=1)
+    with run_in_thread(dataset) as server:
+        result = CliRunner().invoke(
+            app,
+            [
+                "run", str(species), "--out", str(tmp_path / "out"), "--silent",
+                "--api-url", server.api_url, "--requests-per-minute", "100000",
+                "--state-dir", str(tmp_path / "s"),
+            ],
+        )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "error: [/]Nopea nonexistens: no iNaturalist taxon" in result.stderr

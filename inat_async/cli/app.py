@@ -25,6 +25,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .._version import __version__
 from ..checklist import (
@@ -154,7 +155,8 @@ def flag_message(error: InatError) -> str:
 
 def _fail(error: InatError | str, code: int) -> typer.Exit:
     message = flag_message(error) if isinstance(error, InatError) else error
-    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    # The message carries what the user typed: printed as text, never read as markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     return typer.Exit(code)
 
 
@@ -275,7 +277,7 @@ async def _download(
         )
     for species in result.species:
         if species.error:
-            err_console.print(f"[bold red]error:[/] {species.name}: {species.error}")
+            err_console.print(f"[bold red]error:[/] {escape(f'{species.name}: {species.error}')}")
     return result.exit_code
 
 
@@ -795,7 +797,9 @@ async def _dry_run(
     if silent:
         for species in plan.species:
             if species.error:
-                err_console.print(f"[bold red]error:[/] {species.name}: {species.error}")
+                err_console.print(
+                    f"[bold red]error:[/] {escape(f'{species.name}: {species.error}')}"
+                )
     else:
         render_plan(console, plan)
     return EXIT_OK if plan.ok else EXIT_FAILED
