@@ -36,6 +36,7 @@ from .events import (
     SpeciesFinished,
     SpeciesStarted,
     TaxonResolved,
+    WorkersLimited,
 )
 from .export import ExportOptions, ExportResult, export_dataset
 from .limits import Limits, LimitSettings, default_limits
@@ -99,6 +100,7 @@ __all__ = [
     "TaxonNotFoundError",
     "TaxonResolved",
     "UsageError",
+    "WorkersLimited",
     "VerifyResult",
     "__version__",
     "dataset_status",

@@ -112,6 +112,24 @@ class LimitWait:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkersLimited:
+    """Fewer workers than asked for, or a raised soft limit: what the process may open."""
+
+    #: Workers asked for, and the number the run uses.
+    requested: int
+    workers: int
+    #: The soft limit on open files before and after the run raised it (equal if not).
+    soft_before: int
+    soft_after: int
+    #: The hard limit: the most the soft one can be raised to without privileges.
+    hard: int | None
+
+    @property
+    def capped(self) -> bool:
+        return self.workers < self.requested
+
+
+@dataclass(frozen=True, slots=True)
 class SpeciesFinished:
     species: str
     result: SpeciesResult
@@ -132,6 +150,7 @@ Event = (
     | PhotoDownloaded
     | PhotoFailed
     | LimitWait
+    | WorkersLimited
     | SpeciesFinished
     | RunFinished
 )

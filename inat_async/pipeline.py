@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
@@ -52,6 +53,7 @@ from .events import (
     TaxonResolved,
     ignore,
 )
+from .fdlimit import fit_workers
 from .fetch import (
     MAX_PHOTO_BYTES,
     PhotoError,
@@ -224,6 +226,11 @@ async def download_all(
         )
     entries = species_from_names(species)
     shared_limits = resolve_limits(limits, settings.api_url)
+    # No more workers than the process may open files for ("Too many open files").
+    fitted, limited = fit_workers(settings.workers)
+    if limited is not None:
+        on_event(limited)
+        settings = dataclasses.replace(settings, workers=fitted)
     owns_session = session is None
     if session is None:
         session = aiohttp.ClientSession(

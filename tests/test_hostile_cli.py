@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -75,3 +79,36 @@ def test_a_second_run_into_a_busy_folder_exits_2_status_still_reads_and_a_kill_f
         server.settings.photo_latency = 0.0
         again = run_cli(*args, cwd=tmp_path, state=state)
         assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or os.name != "posix", reason="needs bash ulimit")
+@pytest.mark.parametrize(("soft", "hard"), [(128, 128), (128, 4096)])
+def test_many_workers_fit_in_the_open_file_limit(tmp_path: Path, soft: int, hard: int) -> None:
+    """-w 250 under a limit of 128 open files: the run raises the soft limit where it may,
+    else runs fewer workers and says so, instead of dying of "Too many open files"."""
+    (tmp_path / "species.csv").write_text("name\nApis mellifera\n", encoding="utf-8")
+    dataset = build_dataset({"Apis mellifera": 150}, seed=5)
+    with run_in_thread(dataset, photo_latency=0.2) as server:
+        args = ["run", "--api-url", server.api_url, "--out", "out", "-o", "120", "-q", "any"]
+        args += ["-w", "250"]
+        command = shlex.join([sys.executable, "-m", "inat_async", *args, "--plain"])
+        env = {**os.environ, "INAT_ASYNC_STATE_DIR": str(tmp_path / "s"), "COLUMNS": "200"}
+        env.pop("INAT_API_URL", None)
+        done = subprocess.run(
+            ["bash", "-c", f"ulimit -S -n {soft} && ulimit -H -n {hard} && exec {command}"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        photos = len([r for r in server.log.records() if r.kind == "photo"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Too many open files" not in done.stdout + done.stderr
+    assert photos > 128  # more than the limit allows at once: they could not all overlap
+    capped = [line for line in done.stdout.splitlines() if "of the 250 asked for" in line]
+    if soft == hard:
+        assert len(capped) == 1, done.stdout
+        assert "may open 128 files at once (ulimit -n, hard limit 128)" in capped[0]
+    else:
+        assert not capped, done.stdout  # raised toward the hard limit: all 250 run

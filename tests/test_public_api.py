@@ -76,6 +76,7 @@ EXPORTED = {
     "TaxonNotFoundError",
     "TaxonResolved",
     "UsageError",
+    "WorkersLimited",
     "VerifyResult",
     "__version__",
     "dataset_status",

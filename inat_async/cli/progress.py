@@ -51,6 +51,7 @@ from ..events import (
     SpeciesFinished,
     SpeciesStarted,
     TaxonResolved,
+    WorkersLimited,
 )
 from ..limits import LimitsSnapshot, WindowUsage
 from ..limitstore import PAUSED
@@ -487,6 +488,15 @@ class Reporter(Protocol):
     ) -> None: ...
 
 
+def workers_line(event: WorkersLimited) -> str:
+    """Why the run uses fewer workers than asked, and how to get more."""
+    hard = f", hard limit {event.hard}" if event.hard is not None else ""
+    return (
+        f"workers: {event.workers} of the {event.requested} asked for: this process may open "
+        f"{event.soft_after} files at once (ulimit -n{hard}); raise that limit to run more"
+    )
+
+
 def _finished_line(event: SpeciesFinished, *, plain: bool = False) -> Text:
     """``✓ Apis mellifera: 200 observations, ...`` (``Apis mellifera: done: ...`` in logs)."""
     result = event.result
@@ -544,6 +554,8 @@ class LiveReporter:
         if isinstance(event, SpeciesFinished):
             # Rare (once per species): a permanent line above the bars.
             self._live.console.print(_finished_line(event), highlight=False)
+        elif isinstance(event, WorkersLimited) and event.capped:
+            self._live.console.print(workers_line(event), markup=False, highlight=False)
 
     def tick(self, snapshot: SnapshotSource | None) -> None:
         if snapshot is not None:
@@ -634,6 +646,8 @@ class PlainReporter:
                     self.log(f"paused: {what}; going on at {clock_time(resume_at)} (in {left})")
             case SpeciesFinished():
                 self.log(_finished_line(event, plain=True).plain)
+            case WorkersLimited() if event.capped:
+                self.log(workers_line(event))
             case _:
                 pass
 
