@@ -63,9 +63,12 @@ MAX_PHOTO_NAME_BYTES = 200
 
 def _clean(text: str, space: str, max_bytes: int) -> str:
     """The sanitising core, without the Windows device-name rule."""
-    text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
-    # Dropping the combining marks NFKD split off folds accents: "é" -> "e".
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    if not text.isascii():
+        # (ASCII text is its own transliteration and NFKD form, and has no combining
+        # marks: skipping this keeps the result and saves most of a photo name's cost.)
+        text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
+        # Dropping the combining marks NFKD split off folds accents: "é" -> "e".
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
     # Filter only after normalising: NFKD turns e.g. the fullwidth solidus into "/".
     text = _DISALLOWED.sub("-", space.join(text.split()))
     text = _DASH_RUNS.sub("-", text).lstrip(".-")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import tempfile
+import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from inat_async import naming
 from inat_async.naming import (
     MAX_PHOTO_NAME_BYTES,
     photo_file_name,
@@ -84,6 +86,16 @@ def test_any_text_gives_one_safe_component(text: str, space: str, max_bytes: int
 def test_safe_component_is_idempotent(text: str, space: str, max_bytes: int) -> None:
     once = safe_component(text, space=space, max_bytes=max_bytes)
     assert safe_component(once, space=space, max_bytes=max_bytes) == once
+
+
+@given(text=st.text(st.characters(max_codepoint=127)), space=SPACES)
+@example(text="a.b--c d\tE_f..", space="_")
+def test_ascii_text_skips_nothing_the_full_normalisation_does(text: str, space: str) -> None:
+    # ASCII names skip the Unicode folding (a cost per photo): it must not change them.
+    folded = unicodedata.normalize("NFKD", text.translate(naming._TRANSLITERATE))
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    assert folded == text
+    assert naming._clean(text, space, 80) == naming._clean(text + "\u0301", space, 80)
 
 
 @given(text=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_]{0,30}", fullmatch=True))
