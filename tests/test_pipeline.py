@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 from pathlib import Path
 
 import aiohttp
@@ -24,9 +25,10 @@ from inat_async import (
     UsageError,
     download_all,
     download_species,
+    fetch,
 )
 from inat_async.events import Event
-from inat_async.limits import LimitSettings
+from inat_async.limits import Limits, LimitSettings
 from inat_async.options import Query
 from inat_async.testing import FakeInatServer, FaultKind
 
@@ -252,3 +254,25 @@ async def test_bad_options_are_usage_errors_before_anything_is_created(
     with pytest.raises(UsageError, match=message):
         await download_species("Apis mellifera", out_dir=out, **options)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("write_buffer", [fetch.WRITE_BUFFER, 1024])
+async def test_the_recorded_sha256_is_the_saved_files(
+    server: FakeInatServer, tmp_path: Path, write_buffer: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The body is hashed in the file hop: in one piece, or piece by piece as it is flushed.
+    monkeypatch.setattr(fetch, "WRITE_BUFFER", write_buffer)
+    observation = min(server.dataset.observations_of("Apis mellifera"), key=lambda o: o.id)
+    photo = observation.real_photos[0]
+    limits = Limits(LimitSettings(requests_per_minute=100_000, state_dir=tmp_path / "limits"))
+    saved = tmp_path / "photo.jpg"
+    async with aiohttp.ClientSession() as session:
+        fetcher = fetch.PhotoFetcher(session, limits=limits, retry=FAST_RETRY)
+        fetched = await fetcher.download(
+            server.photo_url(photo, "medium"), tmp_path / ".photo.part", lambda _: saved
+        )
+    await limits.aclose()
+    body = saved.read_bytes()
+    assert len(body) > 3 * 1024
+    assert (fetched.path, fetched.bytes) == (saved, len(body))
+    assert fetched.sha256 == hashlib.sha256(body).hexdigest()
