@@ -398,11 +398,16 @@ class ResumeStore:
 
         Consume it before writing to this store again (it holds a read cursor).
         """
-        sql = f"SELECT {', '.join(_PHOTO_COLUMNS)} FROM photos WHERE species = ?"
+        sql = f"SELECT {', '.join(_PHOTO_COLUMNS)} FROM photos"
         args: list[object] = [species_key(name)]
         if statuses:
+            # Else SQLite walks the primary key to save a sort: every photo of the species
+            # (30 ms for 150,000) to find the few failed or pending ones.
+            sql += " INDEXED BY photos_status WHERE species = ?"
             sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
             args.extend(statuses)
+        else:
+            sql += " WHERE species = ?"
         sql += " ORDER BY observation_id, position"
         return map(_photo, self._db.execute(sql, args))
 
