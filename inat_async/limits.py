@@ -587,8 +587,8 @@ class Limits:
         except StoreBusy:
             try:
                 state = self._state()
-            except RuntimeError:
-                raise
+            except RuntimeError:  # no loop to retry on: the caller hears it
+                raise StoreBusy("the limits store is busy", path=self._store.path) from None
             if state.backoff_retry is None or state.backoff_retry.cancelled():
                 state.backoff_retry = state.loop.call_later(_BUSY_RETRY, self._retry_pauses)
 
@@ -898,8 +898,11 @@ class Limits:
             if (self._unsynced or self._block.id is not None) and not self._store.readonly:
                 # The last write may wait a little for the lock: the run is over.
                 self._store.set_busy_timeout(_BUSY_LIMIT / 10)
-                with contextlib.suppress(StoreBusy):  # then the lease charges it
-                    self._sync(0)
+                try:
+                    with contextlib.suppress(StoreBusy):  # then the lease charges it
+                        self._sync(0)
+                finally:
+                    self._store.set_busy_timeout(0)  # the store may be shared
         finally:
             self._closed = True
             _forget(self)

@@ -605,6 +605,25 @@ async def test_a_photo_larger_than_its_estimate_holds_its_growth_from_the_block(
 
 
 @pytest.mark.looptime
+async def test_a_429_is_obeyed_and_shared_even_when_the_store_is_busy(
+    make_limits: MakeLimits, tmp_path: Path
+) -> None:
+    clock = LoopClock(epoch=T0)
+    limits, other = make_limits(clock=clock), make_limits(clock=clock)
+    lock = sqlite3.connect(tmp_path / "state" / FILENAME, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    limits.backoff(30.0, host="api.example")  # no error, no sleep in SQLite
+    waiter = asyncio.create_task(limits.request(host="api.example"))
+    await asyncio.sleep(1)
+    lock.execute("COMMIT")
+    lock.close()
+    await asyncio.sleep(0.1)  # the retry timer writes the pause for every process
+    assert [p.host for p in other.pauses()] == ["api.example"]
+    await waiter
+    assert asyncio.get_running_loop().time() == pytest.approx(30.0)
+
+
+@pytest.mark.looptime
 async def test_leases_are_renewed_while_a_download_runs(make_limits: MakeLimits) -> None:
     clock = LoopClock(epoch=T0)
     limits = make_limits(clock=clock, hourly_bytes=1_000, byte_burst=1.0, lease=60.0)
