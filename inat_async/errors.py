@@ -7,7 +7,8 @@ any of them into one clear line::
     InatError
     ├── UsageError            bad arguments or input, found before anything is downloaded
     │   ├── SpeciesFileError  an unreadable or malformed species.csv
-    │   └── OutputConflictError  the output folder holds a dataset made with other settings
+    │   ├── OutputConflictError  the output folder holds a dataset made with other settings
+    │   └── OpenDataError     the Open Data tables are missing, truncated or malformed
     ├── ApiError              the API answered with an error, or not at all, after retries
     │   ├── ResponseShapeError  the answer was not the JSON we expect (after retries)
     │   └── TaxonNotFoundError  no taxon has that name
@@ -108,6 +109,10 @@ class TaxonNotFoundError(ApiError):
 
 class OutputConflictError(UsageError):
     """The output folder already holds a dataset downloaded with other settings."""
+
+
+class OpenDataError(UsageError):
+    """The Open Data tables given cannot be used: the message names the file at fault."""
 
 
 class StorageError(InatError):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import Taxon
+from .models import ObservationId, Taxon
 from .results import RunResult, SpeciesResult
 
 
@@ -57,7 +57,7 @@ class PageFetched:
 @dataclass(frozen=True, slots=True)
 class PhotoSkipped:
     species: str
-    observation_id: int
+    observation_id: ObservationId
     photo_id: int | None
     #: "license" (its own license is not in the list), "placeholder" (no real photo),
     #: "invalid" (the API sent a bad id, or the same photo twice) or "too_many" (past
@@ -78,7 +78,7 @@ class ObservationSkipped:
 @dataclass(frozen=True, slots=True)
 class PhotoDownloaded:
     species: str
-    observation_id: int
+    observation_id: ObservationId
     photo_id: int
     path: Path
     bytes: int
@@ -87,7 +87,7 @@ class PhotoDownloaded:
 @dataclass(frozen=True, slots=True)
 class PhotoFailed:
     species: str
-    observation_id: int
+    observation_id: ObservationId
     photo_id: int
     url: str
     reason: str

@@ -502,7 +502,7 @@ def remove_stale_parts(folder: Path) -> int:
     return removed
 
 
-def part_name(observation_id: int, position: int) -> str:
+def part_name(observation_id: int | str, position: int) -> str:
     # The pid lets a later run tell a dead run's leftovers from a live run's work.
     return f".{observation_id}_{position}.{os.getpid()}.part"
 

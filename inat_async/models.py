@@ -77,6 +77,10 @@ def _map(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+#: An observation's identity in a dataset: the API's numeric id, or the Open Data uuid.
+ObservationId = int | str
+
+
 @dataclass(frozen=True, slots=True)
 class Taxon:
     id: int
@@ -218,7 +222,8 @@ class Annotation:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    id: int
+    #: The API's numeric id; the Open Data tables have none and name observations by uuid.
+    id: ObservationId
     uuid: str | None
     quality_grade: str | None
     license_code: str | None
@@ -350,6 +355,18 @@ class ObservationPage:
     size: int
     #: Why each result item that is not in ``observations`` was dropped.
     rejected: tuple[str, ...] = ()
+    #: The walk's position after each observation, when it is not the observation's id
+    #: (the Open Data source walks by each observation's smallest photo id).
+    cursors: tuple[int, ...] | None = None
+
+    def cursor_after(self, taken: int) -> int | None:
+        """The watermark after the first ``taken`` observations of this page."""
+        if taken <= 0:
+            return None
+        if self.cursors is not None:
+            return self.cursors[taken - 1]
+        observation_id = self.observations[taken - 1].id
+        return observation_id if isinstance(observation_id, int) else None
 
 
 def is_result_page(body: object) -> bool:

@@ -17,6 +17,7 @@ import re
 import unicodedata
 
 _FALLBACK = "unknown"
+_UUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
 _DISALLOWED = re.compile(r"[^A-Za-z0-9._-]")
 _DASH_RUNS = re.compile(r"-{2,}")
 # Letters that NFKD does not decompose into ASCII but that have a usual transliteration.
@@ -121,7 +122,7 @@ def photo_file_name(
     species: str,
     login: str | None,
     license_code: str | None,
-    observation_id: int,
+    observation_id: int | str,
     position: int,
     ext: str | None = None,
 ) -> str:
@@ -129,14 +130,22 @@ def photo_file_name(
 
     As in the original script, with ``unknown`` for a missing login, ``none`` for a
     missing license (all rights reserved) and ``jpg`` for a missing extension. The
-    observation id and position come last and are plain digits, so two different
-    photos never share a name whatever the other fields hold. At most
+    observation id and position come last and are plain digits (the id is a lower-case
+    uuid for Open Data observations, which have no number), so two different photos
+    never share a name whatever the other fields hold. At most
     :data:`MAX_PHOTO_NAME_BYTES` bytes.
 
     >>> photo_file_name("Apis mellifera", None, None, 6093, 0, ".JPEG")
     'Apis-mellifera_unknown_none_6093_0.jpeg'
     """
-    for label, number in (("observation_id", observation_id), ("position", position)):
+    if isinstance(observation_id, str):
+        if not _UUID.match(observation_id):
+            raise ValueError(f"observation_id must be a uuid or an integer, got {observation_id!r}")
+        observation_id = observation_id.lower()
+    numbers = [("position", position)]
+    if not isinstance(observation_id, str):
+        numbers.insert(0, ("observation_id", observation_id))
+    for label, number in numbers:
         if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= _MAX_ID:
             raise ValueError(f"{label} must be an integer between 0 and 2**63-1, got {number!r}")
     # The login is a middle field, so Windows device names cannot arise: no "_" prefix,

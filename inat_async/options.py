@@ -161,6 +161,9 @@ class Query:
     filters: Filters = field(default_factory=Filters)
     #: Spread or oldest, caps per observer and per observation.
     sampling: Sampling = field(default_factory=Sampling)
+    #: Where the observations come from, when not the API: e.g. the Open Data source and
+    #: the snapshot of its tables (see :attr:`inat_async.sources.Source.origin`).
+    origin: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def parse(
@@ -200,4 +203,5 @@ class Query:
             "size": self.size,
             **self.filters.describe(),
             **self.sampling.describe(),
+            **dict(self.origin),
         }

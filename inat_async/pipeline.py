@@ -92,6 +92,7 @@ from .settings import (
     settings_or_options,
 )
 from .sources import ApiSource, Source, TaxonChoice, choose_taxon
+from .sources.base import origin_of, photo_limits_of
 from .species import SpeciesEntry, normalise_name, species_from_names
 from .urls import photo_session
 from .writers.csvs import CsvWriter
@@ -199,6 +200,7 @@ async def download_all(
     limits: Limits | LimitSettings | None = None,
     on_event: EventCallback = ignore,
     files: PhotoFiles | None = None,
+    source: Source | None = None,
 ) -> RunResult:
     """Download a whole species list with one shared worker pool (what the CLI runs).
 
@@ -209,6 +211,9 @@ async def download_all(
     >>> entries = read_species_csv("species.csv")  # doctest: +SKIP
     >>> result = await download_all(entries, workers=8, size="large")  # doctest: +SKIP
     >>> result = await download_all(entries, settings=Settings.create(workers=8))  # doctest: +SKIP
+
+    ``source`` is where observations come from (default: the API at ``api_url``), e.g. an
+    :class:`~inat_async.sources.opendata.OpenDataSource`; the dataset records its origin.
     """
     if settings is None:
         settings = Settings.create(
@@ -225,6 +230,9 @@ async def download_all(
             sampling=sampling,
         )
     entries = species_from_names(species)
+    if origin_of(source):
+        query = dataclasses.replace(settings.query, origin=origin_of(source))
+        settings = dataclasses.replace(settings, query=query)
     shared_limits = resolve_limits(limits, settings.api_url)
     # No more workers than the process may open files for ("Too many open files").
     fitted, limited = fit_workers(settings.workers)
@@ -249,7 +257,14 @@ async def download_all(
                 # For exports' manifests and cards: never with the URL's credentials.
                 store.note_api_url(redact(settings.api_url))
                 run = _Run(
-                    settings, session, shared_limits, store, on_event, files=files, photos=photos
+                    settings,
+                    session,
+                    shared_limits,
+                    store,
+                    on_event,
+                    source,
+                    files=files,
+                    photos=photos,
                 )
                 return await run.run(entries)
             finally:
@@ -336,7 +351,8 @@ class _Run:
         )
         self.fetcher = PhotoFetcher(
             photos or session,
-            limits=limits,
+            # Photos from another host (the Open Data bucket) have a byte budget of their own.
+            limits=photo_limits_of(self.source) or limits,
             retry=settings.retry,
             on_event=on_event,
             estimate=TYPICAL_BYTES[settings.query.size],
@@ -584,11 +600,8 @@ class _Run:
         # Stop the watermark at the last observation considered, so a later run
         # with a larger -o continues right after it.
         cut = considered < len(page.observations)
-        watermark = (
-            page.observations[considered - 1].id
-            if cut and considered
-            else (page.last_id or species.id_above)
-        )
+        after = page.cursor_after(considered) if cut else None
+        watermark = after if after is not None else (page.last_id or species.id_above)
         new = self.store.record_page(name, rows, watermark)
         species.remaining -= len(taken)
         self.emit(PageFetched(name, len(taken), len(new), species.expected, watermark))

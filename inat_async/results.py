@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .models import Taxon
+from .models import ObservationId, Taxon
 
 
 @dataclass(frozen=True, slots=True)
 class PhotoFailure:
-    observation_id: int
+    observation_id: ObservationId
     photo_id: int
     url: str
     reason: str

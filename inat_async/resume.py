@@ -33,7 +33,7 @@ from typing import Any
 from ._readonly import connect_readonly
 from .errors import OutputConflictError, StorageError
 from .fetch import remove_stale_parts
-from .models import Observation, Photo, Taxon
+from .models import Observation, ObservationId, Photo, Taxon
 from .options import Query
 from .photocheck import check_file, content_type_for
 
@@ -115,7 +115,7 @@ def species_key(name: str) -> str:
 @dataclass(frozen=True, slots=True)
 class PhotoRecord:
     species: str
-    observation_id: int
+    observation_id: ObservationId
     position: int
     photo_id: int
     url: str
@@ -892,7 +892,7 @@ def _identity_order(key: str) -> tuple[int, str]:
     return (first.index(key), "") if key in first else (len(first), key)
 
 
-def _pk(record: PhotoRecord) -> tuple[str, int, int]:
+def _pk(record: PhotoRecord) -> tuple[str, ObservationId, int]:
     return record.species, record.observation_id, record.position
 
 

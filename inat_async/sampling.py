@@ -23,6 +23,7 @@ import random
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from .errors import UsageError
 from .models import Observation, ObservationPage
 from .options import Query
 from .sources.base import Source
@@ -64,6 +65,13 @@ def targets(seed: int, low: int, high: int, start: int = 0) -> Iterable[int]:
         k += 1
 
 
+def numeric_id(observation: Observation) -> int:
+    """A spread sample walks observation ids: a source without numeric ids cannot take part."""
+    if not isinstance(observation.id, int):
+        raise UsageError("a spread sample needs numeric observation ids; this source has none")
+    return observation.id
+
+
 async def id_range(
     source: Source, taxon_id: int, query: Query, *, id_above: int, species: str
 ) -> tuple[int, int] | None:
@@ -72,7 +80,7 @@ async def id_range(
     first = await source.count(taxon_id, query, id_above=id_above, sample=1, species=species)
     if not first.sample:
         return None
-    low = first.sample[0].id
+    low = numeric_id(first.sample[0])
     last_id = getattr(source, "last_id", None)
     if last_id is not None:
         finder: _LastId = source  # type: ignore[assignment]
@@ -121,7 +129,7 @@ async def spread_pages(
     seed = query.sampling.seed
 
     def wanted(observation: Observation) -> bool:
-        if observation.id in chosen or observation.id < low:
+        if numeric_id(observation) in chosen or numeric_id(observation) < low:
             return False
         return cap is None or observers.get(observer_key(observation), 0) < cap
 
@@ -129,10 +137,12 @@ async def spread_pages(
         picked = await _pick(source, taxon_id, query, target, id_range, wanted, species)
         if picked is None:
             return
-        chosen.add(picked.id)
+        chosen.add(numeric_id(picked))
         key = observer_key(picked)
         observers[key] = observers.get(key, 0) + 1
-        yield ObservationPage(total_results=None, observations=(picked,), last_id=picked.id, size=1)
+        yield ObservationPage(
+            total_results=None, observations=(picked,), last_id=numeric_id(picked), size=1
+        )
 
 
 async def _pick(
@@ -153,15 +163,15 @@ async def _pick(
         )
         at_end = len(found.sample) < PICK_PAGE
         for observation in found.sample:
-            if wrapped and observation.id > target:
+            if wrapped and numeric_id(observation) > target:
                 return None  # round the whole range: nothing left to pick
-            if observation.id > high:
+            if numeric_id(observation) > high:
                 at_end = True  # newer than the range: the end of it
                 break
             if wanted(observation):
                 return observation
         if not at_end:
-            above = found.sample[-1].id
+            above = numeric_id(found.sample[-1])
         elif wrapped:
             return None
         else:

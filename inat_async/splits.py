@@ -101,7 +101,11 @@ def parse_group_by(value: str) -> GroupBy:
 
 
 def group_key(
-    group_by: GroupBy, *, observation_id: int, observer_id: int | None, login: str | None
+    group_by: GroupBy,
+    *,
+    observation_id: int | str,
+    observer_id: int | None,
+    login: str | None,
 ) -> str:
     """The unit that must not straddle splits: an observer (by id, else login) or observation.
 

@@ -48,6 +48,7 @@ EXPORTED = {
     "LimitsError",
     "Observation",
     "ObservationSkipped",
+    "OpenDataError",
     "OutputConflictError",
     "PageFetched",
     "Photo",

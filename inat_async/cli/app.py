@@ -41,7 +41,7 @@ from ..limits import OFFICIAL_MAX_PER_MINUTE, STATE_DIR_ENV, Limits, LimitSettin
 from ..options import Query, format_byte_size, parse_byte_size
 from ..pipeline import download_all
 from ..plan import RunPlan, SpeciesPlan, plan_run
-from ..selection import SAMPLES, FilterRequest, Sampling, UrlSelection, parse_search_url
+from ..selection import SAMPLES, FilterRequest, Filters, Sampling, UrlSelection, parse_search_url
 from ..settings import (
     API_URL_ENV,
     DEFAULT_LICENSE,
@@ -55,6 +55,9 @@ from ..settings import (
     Settings,
     resolve_limits,
 )
+from ..sources import Source
+from ..sources.base import origin_of, photo_limits_of
+from ..sources.opendata import OPEN_DATA_URL, OpenDataSource
 from ..species import SpeciesEntry, normalise_name, read_species_csv
 from ..status import clear_pauses, dataset_status
 from .progress import LiveReporter, PlainReporter, make_reporter, watch_limits
@@ -246,6 +249,43 @@ def _run_cli(main: Callable[[], Awaitable[int]]) -> None:
     raise typer.Exit(code)
 
 
+def _open_data_filters(request: FilterRequest) -> Filters:
+    """The search filters of an Open Data run: observed on (``d1``/``d2``) and a box.
+
+    The tables have no places, annotations, captive flag or observation times, and
+    users are numbers there: those filters are refused, one line naming the option.
+    """
+    refused = [
+        option
+        for option, given in (
+            ("--place", request.places),
+            ("--month", request.months),
+            ("--year", request.years),
+            ("--captive/--wild", request.captive is not None),
+            ("--annotation", request.annotations),
+            ("--without-annotation", request.without_annotations),
+            ("--user", request.users),
+            ("--param", request.extra),
+        )
+        if given
+    ]
+    if refused:
+        raise UsageError(
+            f"{', '.join(refused)} cannot be used with --open-data: the tables only have "
+            "quality grade, photo license, observed-on date (--d1/--d2) and coordinates (--bbox)"
+        )
+    return Filters(d1=request.d1, d2=request.d2, bbox=request.bbox)
+
+
+def with_origin(settings: Settings, source: Source | None) -> Settings:
+    """The settings of a dataset made from ``source`` (its origin is part of its identity)."""
+    if not origin_of(source):
+        return settings
+    return dataclasses.replace(
+        settings, query=dataclasses.replace(settings.query, origin=origin_of(source))
+    )
+
+
 async def _download(
     entries: Sequence[SpeciesEntry],
     settings: Settings,
@@ -253,13 +293,16 @@ async def _download(
     reporter: LiveReporter | PlainReporter,
     *,
     silent: bool,
+    source: Source | None = None,
 ) -> int:
     """The run shared by ``run`` and ``demo``: live events, then the summary."""
     started = time.monotonic()
+    # The budget lines show the ledger the photos are charged to.
+    shown = photo_limits_of(source) or limits
     with reporter:
-        async with watch_limits(reporter, limits.snapshot):
+        async with watch_limits(reporter, shown.snapshot):
             result = await download_all(
-                entries, settings=settings, limits=limits, on_event=reporter
+                entries, settings=settings, limits=limits, on_event=reporter, source=source
             )
     if silent:
         for species in result.species:
@@ -662,6 +705,35 @@ def run(
             rich_help_panel=_SAMPLING,
         ),
     ] = None,
+    open_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--open-data",
+            help="Select from iNaturalist Open Data tables instead of the API: a folder of "
+            "observations/observers/photos/taxa .csv.gz, or the inaturalist-open-data-*.tar.gz "
+            "bundle ('inat-async open-data fetch' downloads it). No API request is made.",
+            show_default=False,
+        ),
+    ] = None,
+    open_data_url: Annotated[
+        str,
+        typer.Option("--open-data-url", help="The Open Data bucket the photos come from."),
+    ] = OPEN_DATA_URL,
+    open_data_hourly_limit: Annotated[
+        str,
+        typer.Option(
+            "--open-data-hourly-limit",
+            help="Photo bytes per sliding hour from the Open Data bucket (a budget of its own; "
+            "its limits are not documented, raise it knowingly).",
+        ),
+    ] = DEFAULT_HOURLY_LIMIT,
+    open_data_daily_limit: Annotated[
+        str,
+        typer.Option(
+            "--open-data-daily-limit",
+            help="Photo bytes per sliding 24 hours from the Open Data bucket.",
+        ),
+    ] = DEFAULT_DAILY_LIMIT,
 ) -> None:
     """Download photos and metadata for every species in SPECIES_CSV.
 
@@ -693,6 +765,12 @@ def run(
                 raise UsageError(
                     "--from-url names the taxa to download: give no species list with it"
                 )
+        if open_data is not None and from_url is not None:
+            raise UsageError(
+                "--from-url reads a search on iNaturalist's site; with --open-data give a "
+                "species list and the filters the tables have (--quality, --license, --d1, "
+                "--d2, --bbox)"
+            )
         if not (url_taxa or entries):
             entries = read_species_csv(species_csv)
         if seed is not None and sample != "spread":
@@ -703,6 +781,13 @@ def run(
             per_observer=per_observer,
             photos_per_observation=photos_per_observation,
         )
+        if open_data is not None:
+            _open_data_filters(request)  # refuse filters the tables cannot answer, now
+            if sampling.spread:
+                raise UsageError(
+                    "--sample spread picks observations by their ids: the Open Data tables "
+                    "have none; without it a run takes the oldest (by smallest photo id)"
+                )
         limit_config = limit_settings(
             state_dir=state_dir,
             requests_per_minute=requests_per_minute,
@@ -721,6 +806,13 @@ def run(
             user_agent=user_agent,
         )
         limit_config.validate(api_url)
+        bucket_config = limit_settings(
+            state_dir=state_dir,
+            requests_per_minute=requests_per_minute,
+            requests_per_day=requests_per_day,
+            hourly_limit=open_data_hourly_limit,
+            daily_limit=open_data_daily_limit,
+        )
     except UsageError as exc:
         raise _fail(exc, EXIT_USAGE) from None
 
@@ -736,19 +828,57 @@ def run(
         query = dataclasses.replace(settings.query, filters=filters, sampling=sampling)
         return [*named, *entries], dataclasses.replace(settings, query=query)
 
+    async def open_source(entries: list[SpeciesEntry], settings: Settings) -> OpenDataSource | None:
+        if open_data is None:
+            return None
+        # Finding the tables may extract a bundle: minutes for the real one, off the loop.
+        source = await asyncio.to_thread(
+            OpenDataSource.open, open_data, url=open_data_url, limits=bucket_config
+        )
+        try:
+            # One scan of the tables now: a broken table stops the run before anything
+            # is created.
+            await source.prepare(entries, settings.query, limit=settings.observations)
+        except BaseException:
+            source.close()
+            raise
+        return source
+
+    async def ready() -> tuple[list[SpeciesEntry], Settings, OpenDataSource | None]:
+        """The species and settings of the run, and its Open Data source if any."""
+        if open_data is None:
+            return (*await prepare(), None)
+        # No API in this mode: the filters the tables can answer, checked offline.
+        query = dataclasses.replace(settings.query, filters=_open_data_filters(request))
+        chosen = dataclasses.replace(settings, query=query)
+        source = await open_source(entries, chosen)
+        return entries, with_origin(chosen, source), source
+
     if dry_run:
 
         async def dry() -> int:
-            chosen, ready = await prepare()
-            return await _dry_run(chosen, ready, limit_config, plain=plain, silent=silent)
+            chosen, run_settings, source = await ready()
+            try:
+                return await _dry_run(
+                    chosen, run_settings, limit_config, plain=plain, silent=silent, source=source
+                )
+            finally:
+                if source is not None:
+                    source.close()
 
         _run_cli(dry)
 
     async def main() -> int:
-        chosen, ready = await prepare()
-        limits = resolve_limits(limit_config, ready.api_url)
-        reporter = make_reporter(plain=plain, silent=silent, verbose=verbose)
-        return await _download(chosen, ready, limits, reporter, silent=silent)
+        chosen, run_settings, source = await ready()
+        try:
+            limits = resolve_limits(limit_config, run_settings.api_url)
+            reporter = make_reporter(plain=plain, silent=silent, verbose=verbose)
+            return await _download(
+                chosen, run_settings, limits, reporter, silent=silent, source=source
+            )
+        finally:
+            if source is not None:
+                source.close()
 
     _run_cli(main)
 
@@ -763,6 +893,7 @@ async def _dry_run(
     *,
     plain: bool,
     silent: bool,
+    source: Source | None = None,
 ) -> int:
     console = Console(highlight=False)
     live = not (plain or silent) and console.is_terminal and not console.is_dumb_terminal
@@ -789,7 +920,11 @@ async def _dry_run(
         spinner.start()
     try:
         plan: RunPlan = await plan_run(
-            entries, settings=settings, limits=limit_config, on_species=on_species
+            entries,
+            settings=settings,
+            limits=limit_config,
+            on_species=on_species,
+            source=source,
         )
     finally:
         if live:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..api import TaxonMatch
+from ..limits import Limits
 from ..models import Observation, ObservationPage, Taxon
 from ..options import Query
 from ..resume import SpeciesState
@@ -126,3 +127,18 @@ async def choose_taxon(
         return TaxonChoice(kept, stored.matched_term, asked=False)
     match = await source.resolve_taxon(entry.name)
     return TaxonChoice(match.taxon, match.matched_term, asked=True)
+
+
+def origin_of(source: object) -> tuple[tuple[str, str], ...]:
+    """What a dataset made from ``source`` records of where it came from, beside its
+    query: a source's optional ``origin`` (the Open Data source and its snapshot);
+    ``()`` for the API and any source without one."""
+    origin = getattr(source, "origin", ())
+    return tuple(origin) if isinstance(origin, tuple) else ()
+
+
+def photo_limits_of(source: object) -> Limits | None:
+    """The byte budget a source's photo downloads are charged to: its optional
+    ``photo_limits`` (the Open Data bucket's own ledger); None for the run's own."""
+    limits = getattr(source, "photo_limits", None)
+    return limits if isinstance(limits, Limits) else None

@@ -68,7 +68,7 @@ def generate_run_folder(
         Page = list[tuple[Observation, dict[str, Any], tuple[Photo, ...]]]
 
         def flush(name: str, page: Page) -> None:
-            new = store.record_page(name, page, page[-1][0].id)
+            new = store.record_page(name, page, int(page[-1][0].id))
             observers_of = {o.id: o.user_id or 0 for o, _, _ in page}
             with store._write():  # one commit per page, not per photo: 100,000 in seconds
                 for record in new:
@@ -94,7 +94,7 @@ def generate_run_folder(
                     made.append(
                         GeneratedPhoto(
                             name,
-                            record.observation_id,
+                            int(record.observation_id),
                             observers_of[record.observation_id],
                             record.photo_id,
                             path.name,

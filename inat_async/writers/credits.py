@@ -96,7 +96,7 @@ def photo_page(photo_id: int) -> str:
     return f"https://www.inaturalist.org/photos/{photo_id}"
 
 
-def observation_page(observation_id: int) -> str:
+def observation_page(observation_id: int | str) -> str:
     return f"https://www.inaturalist.org/observations/{observation_id}"
 
 
