@@ -207,7 +207,8 @@ def _read_text(path: str | os.PathLike[str], label: str) -> str:
 
 def _rows(text: str, label: str) -> Iterator[tuple[int, list[str]]]:
     """(first line number, cells) of every non-blank record, with csv errors made clear."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: an unclosed quote is an error, not a name that swallows the rest of the file.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     end = 0
     while True:
         start = end + 1
@@ -216,6 +217,11 @@ def _rows(text: str, label: str) -> Iterator[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as error:
+            if "unexpected end of data" in str(error):
+                raise SpeciesFileError(
+                    f'{label}, line {start}: a quote (") opens a cell that is never closed; '
+                    "close it or remove it"
+                ) from None
             raise SpeciesFileError(f"{label}, line {start}: not valid CSV: {error}") from None
         # A quoted cell may span lines: report the line where the record starts.
         end = reader.line_num

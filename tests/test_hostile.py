@@ -21,8 +21,10 @@ from inat_async import (
     RetryPolicy,
     Settings,
     SpeciesEntry,
+    SpeciesFileError,
     UsageError,
     download_all,
+    read_species_csv,
 )
 from inat_async.api import MAX_BODY_BYTES
 from inat_async.errors import redact
@@ -364,3 +366,22 @@ async def test_a_new_folder_and_a_folder_without_a_store_still_start(
         ["Apis mellifera"], **run_options(server, out, fast_limits, observations=2)
     )
     assert result.ok and result.photos_downloaded > 0
+
+
+# -- hostile input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('name,start_id\nApis mellifera,0\n"Mantis religiosa,0\nBombus terrestris,0\n', 3),
+        ('name\n"Apis mellifera\n', 2),
+    ],
+)
+def test_an_unclosed_quote_in_the_species_list_is_a_line_error(
+    tmp_path: Path, text: str, line: int
+) -> None:
+    path = tmp_path / "species.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpeciesFileError, match=rf"line {line}: a quote .* never closed"):
+        read_species_csv(path)
