@@ -122,7 +122,9 @@ PACED_CLIENT = textwrap.dedent(
     from inat_async import InatClient, LimitSettings, Limits
 
     async def main(api_url, state_dir, count):
-        settings = LimitSettings(requests_per_minute=10, burst=2, minute=1.0, state_dir=state_dir)
+        settings = LimitSettings(
+            requests_per_minute=10, burst=2, minute=1.0, request_margin=0.1, state_dir=state_dir
+        )
         async with Limits(settings) as limits, aiohttp.ClientSession() as session:
             client = InatClient(session, limits=limits, api_url=api_url)
             for _ in range(count):
@@ -146,9 +148,10 @@ def test_two_processes_share_one_request_window(fake: FakeInatServer, tmp_path: 
         assert process.wait(timeout=60) == 0
     times = sorted(fake.log.api_times()[before:])
     assert len(times) == 24
-    # Never more than 10 in any 1-second window (a little slack for loopback jitter).
+    # The server's clock never sees more than 10 in any closed 1-second window: the
+    # margin (0.1 s of this scaled minute) absorbs the jitter of connecting and loopback.
     for i, first in enumerate(times):
-        assert sum(1 for t in times[i:] if t < first + 0.98) <= 10, times
+        assert sum(1 for t in times[i:] if t <= first + 1.0) <= 10, times
     # ...and the shared budget was used, not wasted: 24 requests at 10/s after a burst of 2.
     assert times[-1] - times[0] < 4.0
 
