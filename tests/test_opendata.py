@@ -292,3 +292,83 @@ def test_bad_tables_are_one_line_exit_2_and_nothing_is_created(
 def test_missing_duckdb_message_names_the_extra() -> None:
     with pytest.raises(OpenDataError):
         OpenDataSource.open("/nonexistent/open-data")
+
+
+# -- the img2dataset hand-off --------------------------------------------------------------
+
+
+def test_img2dataset_downloads_every_photo_of_an_exported_manifest(
+    bucket: FakeInatServer, dataset: FakeDataset, tables: Path, tmp_path: Path
+) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    (tmp_path / "species.csv").write_text("name\nApis mellifera\n")
+    bucket_url = f"{bucket.base_url}/s3"
+    done = cli(
+        "run", "-o", "6", "-l", "cc-by,cc-by-nc,cc0", "--plain", "--out", "out",
+        "--api-url", NO_API, "--open-data", str(tables), "--open-data-url", bucket_url,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    exported = cli(
+        "export", "hand-off", "--out", "out", "--format", "img2dataset",
+        "--open-data-url", bucket_url,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    table = pq.read_table(tmp_path / "hand-off" / "img2dataset.parquet").to_pylist()
+    rows = read_csv(tmp_path / "out" / "Apis_mellifera_photos.csv")
+    wanted = {int(r["photo_id"]) for r in rows if r["status"] != "missing"}
+    assert {row["photo_id"] for row in table} == wanted
+    assert all(row["url"].startswith(f"{bucket_url}/photos/") for row in table)
+    assert {row["label"] for row in table} == {"Apis mellifera"}
+    assert {row["split"] for row in table} <= {"train", "val", "test"}
+
+    # An API dataset's photos on iNaturalist's own host are refused, with the reason.
+    api_out = tmp_path / "api-out"
+    api = cli(
+        "run", "-o", "12", "--plain", "--out", str(api_out), "--api-url", bucket.api_url,
+        "--requests-per-minute", "10000",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert api.returncode == 0, api.stderr
+    refused = cli(
+        "export", "api-hand-off", "--out", str(api_out), "--format", "img2dataset",
+        "--open-data-url", bucket_url,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.returncode == 0, refused.stderr
+    assert "refused" in refused.stderr and "one machine" in refused.stderr
+
+    pytest.importorskip("img2dataset")
+    import os
+
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled"}
+    script = (
+        "from img2dataset import download\n"
+        f"download(url_list={str(tmp_path / 'hand-off' / 'img2dataset.parquet')!r}, "
+        "input_format='parquet', url_col='url', caption_col='label', "
+        "save_additional_columns=['photo_id', 'taxon_id', 'license', 'attribution', 'split'], "
+        f"output_format='webdataset', output_folder={str(tmp_path / 'wds')!r}, "
+        "processes_count=1, thread_count=4, image_size=64, resize_mode='no', "
+        "distributor='multiprocessing', enable_wandb=False, timeout=10, retries=1)\n"
+    )
+    import sys
+
+    ran = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    import json
+    import tarfile
+
+    got: set[int] = set()
+    for shard in sorted((tmp_path / "wds").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(".json"):
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    meta = json.load(handle)
+                    if meta.get("status") == "success":
+                        got.add(int(meta["photo_id"]))
+    assert got == wanted

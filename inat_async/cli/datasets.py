@@ -18,6 +18,9 @@ from ..options import format_byte_size
 from ..settings import DEFAULT_OUT_DIR
 from ..splits import DEFAULT_SPLIT
 from ..verify import FileProblem, verify_dataset
+from ..writers.exportstate import ExportState
+from ..writers.img2dataset import BUCKET_URL, REFUSED_REASON, check_bucket_url, write_img2dataset
+from ..writers.img2dataset import FILE as IMG2DATASET_FILE
 from .app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _fail, app, out_option
 from .views import count, human_bytes
 
@@ -83,6 +86,13 @@ def export(
     shard_size: Annotated[
         str, typer.Option("--shard-size", help="WebDataset shard size, e.g. 1GB or 500MB.")
     ] = format_byte_size(DEFAULT_SHARD_SIZE),
+    open_data_url: Annotated[
+        str,
+        typer.Option(
+            "--open-data-url",
+            help="With --format img2dataset: the Open Data bucket; only its URLs are listed.",
+        ),
+    ] = BUCKET_URL,
 ) -> None:
     """Turn the photos of a run into a dataset to train on, share and credit (offline).
 
@@ -92,9 +102,19 @@ def export(
     No observer (or observation) of a species is in two splits.
     """
     console = Console(highlight=False)
+    formats = [f.strip().lower() for f in format.split(",") if f.strip()]
+    manifest = IMG2DATASET in formats
+    formats = [f for f in formats if f != IMG2DATASET]
     try:
+        if manifest and not formats:
+            options = ExportOptions.create(
+                split=split, group_by=group_by, seed=seed, license=license, link=link
+            )
+            _check_manifest_dest(dest, out)
+            _write_manifest(console, dest, out, options, open_data_url)
+            raise typer.Exit(EXIT_OK)
         options = ExportOptions.create(
-            formats=format,
+            formats=formats,
             split=split,
             group_by=group_by,
             seed=seed,
@@ -114,7 +134,61 @@ def export(
     except InatError as exc:
         raise _fail(exc, EXIT_FAILED) from None
     render_export(console, result)
+    if manifest:
+        try:
+            _write_manifest(console, dest, out, options, open_data_url)
+        except InatError as exc:
+            raise _fail(exc, EXIT_FAILED) from None
     raise typer.Exit(EXIT_OK)
+
+
+IMG2DATASET = "img2dataset"
+
+
+def _check_manifest_dest(dest: Path, out: Path) -> None:
+    """A manifest alone: DEST outside the dataset, new, empty, or an earlier export."""
+    if not (out / ".inat-async").is_dir():
+        raise UsageError(f"no inat-async dataset in {out}: run `inat-async run` first")
+    real_dest, real_out = dest.resolve(), out.resolve()
+    if real_dest == real_out or real_dest.is_relative_to(real_out):
+        raise UsageError(f"{dest} is inside the dataset folder {out}: export to another folder")
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"{dest} is not a folder")
+    if dest.is_dir():
+        others = [p.name for p in dest.iterdir() if p.name != IMG2DATASET_FILE]
+        if others and not ExportState.path_in(dest).is_file():
+            raise UsageError(
+                f"{dest} is not empty and holds no earlier export: choose a new or empty folder"
+            )
+
+
+def _write_manifest(
+    console: Console, dest: Path, out: Path, options: ExportOptions, bucket_url: str
+) -> None:
+    result = write_img2dataset(
+        out,
+        dest,
+        splits=options.splits,
+        group_by=options.group_by,
+        seed=options.seed,
+        licenses=options.licenses,
+        bucket_url=check_bucket_url(bucket_url),
+    )
+    by_split = ", ".join(f"{split} {count(n)}" for split, n in sorted(result.splits.items()))
+    console.print(
+        f"{count(result.rows)} photo URLs in {result.path} ({by_split or 'none'}): "
+        "hand it to img2dataset (see the README for the command lines).",
+        markup=False,
+    )
+    why = {
+        "not_in_bucket": f"refused: {REFUSED_REASON}",
+        "missing": "no longer in the bucket (recorded missing by the run)",
+        "license": "under a license not asked for (--license)",
+    }
+    for reason, number in sorted(result.skipped.items()):
+        err = reason == "not_in_bucket"
+        line = f"{count(number)} photos left out: {why.get(reason, reason)}."
+        (Console(stderr=True, highlight=False) if err else console).print(line, markup=False)
 
 
 def render_export(console: Console, result: ExportResult) -> None:

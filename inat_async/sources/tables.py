@@ -78,7 +78,7 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
 BUNDLE_PATTERN = "inaturalist-open-data-*.tar.gz"
 _SNAPSHOT_DATE = re.compile(r"inaturalist-open-data-(\d{8})")
 #: DuckDB's working memory; beyond it, its temporary tables spill to disk.
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = "512MB"
 
 
 def import_duckdb() -> Any:

@@ -333,7 +333,7 @@ def write_synthetic_open_data(
                        round(-170 + (i * 53 % 34000) / 100.0, 6) AS longitude,
                        CASE WHEN i % 4 = 0 THEN NULL ELSE i % 100 END AS positional_accuracy,
                        2000000 + i % {species} AS taxon_id,
-                       CASE i % 10 WHEN 0 THEN 'casual' WHEN 1 THEN 'needs_id'
+                       CASE (i // {species}) % 10 WHEN 0 THEN 'casual' WHEN 1 THEN 'needs_id'
                             WHEN 2 THEN 'needs_id' ELSE 'research' END AS quality_grade,
                        DATE '2015-01-01' + CAST(i % 3650 AS INTEGER) AS observed_on,
                        round((i % 997) / 300.0, 4) AS anomaly_score
