@@ -297,3 +297,24 @@ def read_species_csv(path: str | os.PathLike[str]) -> list[SpeciesEntry]:
     if not collector.entries:
         raise SpeciesFileError(f"{label}: no species listed (only a header on line {header_line})")
     return collector.entries
+
+
+def daily_request_warning(entries: Iterable[SpeciesEntry], requests_per_day: int) -> str | None:
+    """A warning when the list alone needs more API requests than a day allows, else None.
+
+    Each species needs at least one page, and a name lookup unless it has a taxon_id:
+    a list of 10,000 names needs 20,000 requests, two days of the 10,000-a-day budget.
+    """
+    species = 0
+    needed = 0
+    for entry in entries:
+        species += 1
+        needed += 1 if entry.taxon_id is not None else 2
+    if requests_per_day < 1 or needed <= requests_per_day:
+        return None
+    days = -(-needed // requests_per_day)
+    return (
+        f"{species:,} species need at least {needed:,} API requests, more than the "
+        f"{requests_per_day:,} a day allows (requests_per_day): the run takes at least "
+        f"{days} days; it pauses when a day's budget is spent and goes on by itself"
+    )

@@ -38,6 +38,7 @@ from inat_async.models import (
 )
 from inat_async.options import Query
 from inat_async.pipeline import _Run
+from inat_async.species import daily_request_warning
 from inat_async.testing import FakeInatServer
 from inat_async.urls import MAX_REDIRECTS
 
@@ -385,3 +386,14 @@ def test_an_unclosed_quote_in_the_species_list_is_a_line_error(
     path.write_text(text, encoding="utf-8")
     with pytest.raises(SpeciesFileError, match=rf"line {line}: a quote .* never closed"):
         read_species_csv(path)
+
+
+def test_a_list_that_needs_more_requests_than_a_day_allows_is_announced() -> None:
+    names = [SpeciesEntry(f"Species {i}") for i in range(10_000)]
+    warning = daily_request_warning(names, 9_500)
+    assert warning is not None
+    assert "10,000 species need at least 20,000 API requests" in warning
+    assert "at least 3 days" in warning
+    by_id = [SpeciesEntry(f"Species {i}", taxon_id=i + 1) for i in range(9_000)]
+    assert daily_request_warning(by_id, 9_500) is None  # one page each, no lookup
+    assert daily_request_warning(names[:100], 9_500) is None

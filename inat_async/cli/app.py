@@ -58,7 +58,7 @@ from ..settings import (
 from ..sources import Source
 from ..sources.base import origin_of, photo_limits_of
 from ..sources.opendata import OPEN_DATA_URL, OpenDataSource
-from ..species import SpeciesEntry, normalise_name, read_species_csv
+from ..species import SpeciesEntry, daily_request_warning, normalise_name, read_species_csv
 from ..status import clear_pauses, dataset_status
 from .progress import LiveReporter, PlainReporter, make_reporter, watch_limits
 from .views import count, render_plan, render_status, render_summary
@@ -853,6 +853,14 @@ def run(
         chosen = dataclasses.replace(settings, query=query)
         source = await open_source(entries, chosen)
         return entries, with_origin(chosen, source), source
+
+    if open_data is None:
+        warning = daily_request_warning(entries, limit_config.requests_per_day)
+        if warning is not None and not silent:
+            err_console.print(
+                f"warning: {warning.replace('requests_per_day', FLAGS['requests_per_day'])}",
+                markup=False,
+            )
 
     if dry_run:
 
