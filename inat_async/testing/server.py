@@ -101,6 +101,8 @@ class ServerSettings:
     #: The open-data bucket lets anyone list it, so a missing key is S3's 404 NoSuchKey;
     #: False answers 403 AccessDenied instead, as S3 does without list permission.
     bucket_listable: bool = True
+    #: False answers every ranged request with the whole body (200), as some proxies do.
+    honour_ranges: bool = True
     #: Hostile answers: observation id -> keys that replace those of its JSON (top level),
     #: e.g. ``{obs_id: {"id": -5}}`` or ``{obs_id: {"photos": [...]}}``.
     observation_patches: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -300,7 +302,9 @@ class FakeInatServer:
         if rule is not None and rule.kind in _HOSTILE_BODIES and reply.status == 200:
             return await self._hostile(request, record, rule, reply)
         if rule is None or rule.kind is FaultKind.STALL:
-            ranged = ctx.kind == "photo" or ctx.path.startswith("/s3/")
+            ranged = self.settings.honour_ranges and (
+                ctx.kind == "photo" or ctx.path.startswith("/s3/")
+            )
             return await self._send(request, record, reply, ranged=ranged)
         if rule.kind is FaultKind.TRUNCATED:
             return await self._send(request, record, reply, cut_at=rule.cut_at)

@@ -1,0 +1,172 @@
+"""``open-data fetch``: the bundle over real HTTP from the fake bucket, resumed with Range."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from support import start_cli
+
+from inat_async.sources.bundle import (
+    BUNDLE_KEY,
+    BundleFetchError,
+    BundleProgress,
+    fetch_bundle,
+)
+from inat_async.testing import FakeDataset, FakeInatServer, build_dataset
+from inat_async.testing.faults import FaultKind
+from inat_async.testing.log import RequestRecord
+from inat_async.testing.opendata import open_data_files
+
+NAME = BUNDLE_KEY.rsplit("/", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def dataset() -> FakeDataset:
+    return build_dataset({"Apis mellifera": 12, "Mantis religiosa": 6}, seed=5)
+
+
+@pytest.fixture(scope="module")
+def bundle(dataset: FakeDataset) -> bytes:
+    return open_data_files(dataset).bucket_objects()[BUNDLE_KEY]
+
+
+@pytest.fixture
+async def server(dataset: FakeDataset) -> AsyncIterator[FakeInatServer]:
+    async with FakeInatServer(dataset) as fake:
+        yield fake
+
+
+def bundle_requests(server: FakeInatServer) -> list[RequestRecord]:
+    return [r for r in server.log.records() if r.path == f"/s3/{BUNDLE_KEY}"]
+
+
+async def test_a_full_fetch_puts_the_whole_bundle_in_place(
+    server: FakeInatServer, bundle: bytes, tmp_path: Path
+) -> None:
+    seen: list[BundleProgress] = []
+    path = await fetch_bundle(tmp_path / "od", url=f"{server.base_url}/s3", on_progress=seen.append)
+    assert path == tmp_path / "od" / NAME
+    assert path.read_bytes() == bundle
+    assert not (tmp_path / "od" / f"{NAME}.part").exists()
+    assert seen[-1].finished and seen[-1].done == seen[-1].total == len(bundle)
+    assert [p.done for p in seen] == sorted(p.done for p in seen)
+    # A second call finds the complete file and downloads nothing.
+    server.log.clear()
+    seen.clear()
+    assert await fetch_bundle(tmp_path / "od", url=f"{server.base_url}/s3", on_progress=seen.append)
+    assert [r.method for r in bundle_requests(server)] == ["HEAD"]
+    assert seen == [BundleProgress(path, len(bundle), len(bundle), len(bundle), True, True)]
+
+
+async def test_a_partial_download_is_continued_from_its_size(
+    server: FakeInatServer, bundle: bytes, tmp_path: Path
+) -> None:
+    part = tmp_path / f"{NAME}.part"
+    part.write_bytes(bundle[: len(bundle) // 3])
+    seen: list[BundleProgress] = []
+    path = await fetch_bundle(tmp_path, url=f"{server.base_url}/s3", on_progress=seen.append)
+    assert path.read_bytes() == bundle
+    assert not part.exists()
+    head, get = bundle_requests(server)
+    assert (head.method, get.method, get.status) == ("HEAD", "GET", 206)
+    assert get.bytes_sent == len(bundle) - len(bundle) // 3
+    assert seen[0].resumed == len(bundle) // 3
+
+
+async def test_a_part_holding_every_byte_is_renamed_without_a_download(
+    server: FakeInatServer, bundle: bytes, tmp_path: Path
+) -> None:
+    (tmp_path / f"{NAME}.part").write_bytes(bundle)
+    path = await fetch_bundle(tmp_path, url=f"{server.base_url}/s3")
+    assert path.read_bytes() == bundle
+    assert [r.method for r in bundle_requests(server)] == ["HEAD"]
+
+
+async def test_a_part_longer_than_the_bundle_starts_over(
+    server: FakeInatServer, bundle: bytes, tmp_path: Path
+) -> None:
+    (tmp_path / f"{NAME}.part").write_bytes(b"x" * (len(bundle) + 10))
+    path = await fetch_bundle(tmp_path, url=f"{server.base_url}/s3")
+    assert path.read_bytes() == bundle
+    assert [r.status for r in bundle_requests(server)] == [200, 200]
+
+
+async def test_a_server_ignoring_range_restarts_the_file_cleanly(
+    server: FakeInatServer, bundle: bytes, tmp_path: Path
+) -> None:
+    server.settings.honour_ranges = False
+    (tmp_path / f"{NAME}.part").write_bytes(b"stale bytes that must not stay")
+    path = await fetch_bundle(tmp_path, url=f"{server.base_url}/s3")
+    assert path.read_bytes() == bundle
+    assert bundle_requests(server)[-1].status == 200
+
+
+async def test_a_size_mismatch_is_an_error_and_nothing_is_put_in_place(
+    server: FakeInatServer, tmp_path: Path
+) -> None:
+    # The HEAD tells the true size; the GET then announces and sends less.
+    server.faults.fail_path(f"/s3/{BUNDLE_KEY}", FaultKind.SHORT_LENGTH, skip=1, cut_at=0.5)
+    with pytest.raises(BundleFetchError, match="size does not match"):
+        await fetch_bundle(tmp_path, url=f"{server.base_url}/s3")
+    assert not (tmp_path / NAME).exists()
+    assert not (tmp_path / f"{NAME}.part").exists()
+
+
+async def test_a_cut_download_keeps_its_part_and_the_next_call_finishes_it(
+    server: FakeInatServer, bundle: bytes, tmp_path: Path
+) -> None:
+    server.faults.fail_path(f"/s3/{BUNDLE_KEY}", FaultKind.TRUNCATED, skip=1, cut_at=0.4)
+    with pytest.raises(BundleFetchError, match="interrupted"):
+        await fetch_bundle(tmp_path, url=f"{server.base_url}/s3")
+    assert not (tmp_path / NAME).exists()
+    # aiohttp may drop the bytes buffered when the connection broke: whatever reached the
+    # disk is kept, and only the rest is asked for next time.
+    kept = (tmp_path / f"{NAME}.part").stat().st_size
+    assert kept < len(bundle)
+    server.log.clear()
+    path = await fetch_bundle(tmp_path, url=f"{server.base_url}/s3")
+    assert path.read_bytes() == bundle
+    assert bundle_requests(server)[-1].bytes_sent == len(bundle) - kept
+
+
+async def test_a_missing_bundle_is_an_error(server: FakeInatServer, tmp_path: Path) -> None:
+    with pytest.raises(BundleFetchError, match="HTTP 404"):
+        await fetch_bundle(tmp_path, url=f"{server.base_url}/nowhere")
+    assert list(tmp_path.iterdir()) == []
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    process = start_cli(*args, cwd=cwd, state=cwd / "state")
+    stdout, stderr = process.communicate(timeout=90)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_cli_fetches_the_bundle_and_run_reads_it(dataset: FakeDataset, tmp_path: Path) -> None:
+    pytest.importorskip("duckdb")
+    from inat_async.testing import run_in_thread
+
+    (tmp_path / "species.csv").write_text("name\nMantis religiosa\n")
+    with run_in_thread(dataset) as bucket:
+        url = f"{bucket.base_url}/s3"
+        fetched = cli("open-data", "fetch", "od", "--open-data-url", url, cwd=tmp_path)
+        assert fetched.returncode == 0, fetched.stderr
+        assert fetched.stdout.strip() == str(Path("od") / NAME)
+        again = cli("open-data", "fetch", "od", "--open-data-url", url, cwd=tmp_path)
+        assert again.returncode == 0 and "up to date" in again.stderr
+        done = cli(
+            "run", "-o", "3", "--plain", "--out", "out", "--api-url", "http://127.0.0.1:9/v1",
+            "--open-data", "od", "--open-data-url", url,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert bucket.log.api_requests() == []
+    assert any((tmp_path / "out" / "Mantis_religiosa_images").iterdir())
+
+
+def test_cli_fetch_failure_is_one_line_exit_1(tmp_path: Path) -> None:
+    failed = cli("open-data", "fetch", "od", "--open-data-url", "http://127.0.0.1:9", cwd=tmp_path)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error:") and "Traceback" not in failed.stderr
