@@ -226,6 +226,8 @@ def test_webdataset_shards_and_parquet(downloaded: Downloaded, tmp_path: Path) -
     assert {"license", "attribution", "observer_id", "split", "class_index"} <= set(
         table.column_names
     )
+    # API observation ids stay numbers (Open Data's UUIDs are text: test_opendata_fetch).
+    assert str(table.schema.field("observation_id").type) == "int64"
 
 
 def test_refuses_dest_inside_out_foreign_folders_and_other_settings(

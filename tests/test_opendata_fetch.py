@@ -170,3 +170,55 @@ def test_cli_fetch_failure_is_one_line_exit_1(tmp_path: Path) -> None:
     failed = cli("open-data", "fetch", "od", "--open-data-url", "http://127.0.0.1:9", cwd=tmp_path)
     assert failed.returncode == 1
     assert failed.stderr.startswith("error:") and "Traceback" not in failed.stderr
+
+
+def test_an_open_data_dataset_exports_to_every_format_with_uuid_ids(
+    dataset: FakeDataset, tmp_path: Path
+) -> None:
+    pytest.importorskip("duckdb")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import csv
+    import json
+    import tarfile
+
+    from inat_async.testing import run_in_thread
+    from inat_async.testing.opendata import write_open_data
+
+    (tmp_path / "species.csv").write_text("name\nApis mellifera\n")
+    tables = write_open_data(dataset, tmp_path / "od")
+    with run_in_thread(dataset) as bucket:
+        done = cli(
+            "run", "-o", "6", "--plain", "--out", "out", "--api-url", "http://127.0.0.1:9/v1",
+            "--open-data", str(tables), "--open-data-url", f"{bucket.base_url}/s3",
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    exported = cli(
+        "export", "ds", "--out", "out", "--format", "parquet,webdataset,imagefolder",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    uuids = {o.uuid for o in dataset.observations_of("Apis mellifera")}
+    table = pq.read_table(tmp_path / "ds" / "metadata.parquet")
+    assert str(table.schema.field("observation_id").type) == "string"
+    ids = set(table.column("observation_id").to_pylist())
+    assert ids and ids <= uuids
+    in_csvs: set[str] = set()
+    for metadata in (tmp_path / "ds").glob("*/metadata.csv"):
+        with metadata.open(newline="") as handle:
+            in_csvs |= {row["observation_id"] for row in csv.DictReader(handle)}
+    assert in_csvs == ids
+    with (tmp_path / "ds" / "ATTRIBUTION.csv").open(newline="") as handle:
+        urls = {row["observation_url"] for row in csv.DictReader(handle)}
+    assert urls == {f"https://www.inaturalist.org/observations/{uuid}" for uuid in ids}
+    shards = sorted((tmp_path / "ds").rglob("*.tar"))
+    assert shards
+    seen: set[str] = set()
+    for shard in shards:
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(".json"):
+                    extracted = tar.extractfile(member)
+                    assert extracted is not None
+                    seen.add(json.load(extracted)["observation_id"])
+    assert seen == ids

@@ -292,6 +292,11 @@ class ExportState:
         for path, row in self._db.execute(sql, args):
             yield path, json.loads(row)
 
+    def text_observation_ids(self) -> bool:
+        """True when some exported photo's observation id is text (an Open Data UUID)."""
+        sql = "SELECT 1 FROM photos WHERE json_type(row, '$.observation_id') = 'text' LIMIT 1"
+        return self._db.execute(sql).fetchone() is not None
+
     def unsharded(self, batch: int = 1000) -> Iterator[UnshardedPhoto]:
         """Photos not yet in a WebDataset shard, by split and id, read a batch at a time
         so that the caller may mark them while iterating."""

@@ -50,7 +50,11 @@ def write_parquet(
     pq = importlib.import_module("pyarrow.parquet")
 
     all_columns = [*columns, "path", "class_index"]
-    schema = pa.schema([(name, getattr(pa, _TYPES.get(name, "string"))()) for name in all_columns])
+    types = dict(_TYPES)
+    if state.text_observation_ids():
+        # Open Data observations are named by UUID; API datasets keep their int64 column.
+        types["observation_id"] = "string"
+    schema = pa.schema([(name, getattr(pa, types.get(name, "string"))()) for name in all_columns])
     target = dest / FILE
     tmp = dest / f".{FILE}.{os.getpid()}.tmp"
     try:
@@ -60,10 +64,10 @@ def write_parquet(
             for path, row in state.rows():
                 batch.append({**row, "path": path, "class_index": class_index[row["taxon_id"]]})
                 if len(batch) >= _BATCH:
-                    writer.write_table(_table(pa, schema, batch, all_columns))
+                    writer.write_table(_table(pa, schema, batch, all_columns, types))
                     batch = []
             if batch:
-                writer.write_table(_table(pa, schema, batch, all_columns))
+                writer.write_table(_table(pa, schema, batch, all_columns, types))
         finally:
             writer.close()
         size, sha256 = hash_file(tmp)
@@ -76,9 +80,11 @@ def write_parquet(
     return FileEntry(FILE, size, sha256)
 
 
-def _table(pa: Any, schema: Any, batch: list[dict[str, Any]], columns: list[str]) -> Any:
+def _table(
+    pa: Any, schema: Any, batch: list[dict[str, Any]], columns: list[str], types: dict[str, str]
+) -> Any:
     data = {
-        name: [_value(row.get(name), _TYPES.get(name, "string")) for row in batch]
+        name: [_value(row.get(name), types.get(name, "string")) for row in batch]
         for name in columns
     }
     return pa.table(data, schema=schema)
