@@ -10,6 +10,7 @@ store (if they exist) and returns plain data; ``inat-async status`` renders it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,11 @@ from .limits import Limits, LimitSettings, LimitsSnapshot
 from .limitstore import FILENAME as LIMITS_FILE
 from .limitstore import LimitStore
 from .resume import DONE, FAILED, PENDING, STATE_DIR, STATE_FILE, ResumeStore
+from .sources.opendata import BUCKET_LEDGER
+
+#: The ``source`` a dataset selected from the Open Data tables records in its query
+#: (:attr:`inat_async.sources.opendata.OpenDataSource.origin`).
+OPEN_DATA_ORIGIN = "open-data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,15 @@ class DatasetStatus:
     #: The user's shared limits store, and what it holds (None: nothing spent yet).
     state_dir: Path
     limits: LimitsSnapshot | None
+    #: For a dataset selected from Open Data: the bucket's own byte ledger (in
+    #: ``<state folder>/open-data-bucket``) and what it holds (None: nothing spent yet).
+    bucket_state_dir: Path | None = None
+    bucket_limits: LimitsSnapshot | None = None
+
+    @property
+    def open_data(self) -> bool:
+        """True when the dataset was selected from the Open Data tables, not the API."""
+        return (self.query or {}).get("source") == OPEN_DATA_ORIGIN
 
     @property
     def done(self) -> int:
@@ -80,10 +95,15 @@ def has_dataset(out_dir: str | os.PathLike[str]) -> bool:
 
 
 def dataset_status(
-    out_dir: str | os.PathLike[str], limits: LimitSettings | None = None
+    out_dir: str | os.PathLike[str],
+    limits: LimitSettings | None = None,
+    bucket_limits: LimitSettings | None = None,
 ) -> DatasetStatus:
     """Read the dataset in ``out_dir`` and the budgets spent by this user.
 
+    For an Open Data dataset, also the bucket's own ledger, with the budgets of
+    ``bucket_limits`` (default: the same as iNaturalist's, as a run has them; its
+    ``state_dir`` is ignored: the ledger lives under that of ``limits``).
     Raises :class:`~inat_async.errors.StorageError` when ``out_dir`` holds no dataset.
     Creates nothing: a missing limits store means nothing was spent yet.
     """
@@ -116,7 +136,14 @@ def dataset_status(
             )
     settings = limits if limits is not None else LimitSettings()
     state_dir = settings.resolved_state_dir()
-    return DatasetStatus(out, query, species, state_dir, limits_snapshot(settings))
+    report = DatasetStatus(out, query, species, state_dir, limits_snapshot(settings))
+    if not report.open_data:
+        return report
+    bucket_dir = state_dir / BUCKET_LEDGER
+    bucket = dataclasses.replace(bucket_limits or settings, state_dir=bucket_dir)
+    return dataclasses.replace(
+        report, bucket_state_dir=bucket_dir, bucket_limits=limits_snapshot(bucket)
+    )
 
 
 def clear_pauses(settings: LimitSettings, host: str | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,12 +10,14 @@ from pathlib import Path
 import pytest
 from support import start_cli
 
+from inat_async.limits import LimitSettings
 from inat_async.sources.bundle import (
     BUNDLE_KEY,
     BundleFetchError,
     BundleProgress,
     fetch_bundle,
 )
+from inat_async.status import dataset_status
 from inat_async.testing import FakeDataset, FakeInatServer, build_dataset
 from inat_async.testing.faults import FaultKind
 from inat_async.testing.log import RequestRecord
@@ -164,6 +167,42 @@ def test_cli_fetches_the_bundle_and_run_reads_it(dataset: FakeDataset, tmp_path:
         assert done.returncode == 0, done.stderr
         assert bucket.log.api_requests() == []
     assert any((tmp_path / "out" / "Mantis_religiosa_images").iterdir())
+    # status shows the bucket's own ledger, and reads it without changing a file.
+    state = tmp_path / "state"
+    report = dataset_status(tmp_path / "out", LimitSettings(state_dir=state))
+    assert report.open_data and report.bucket_state_dir == state / "open-data-bucket"
+    assert report.bucket_limits is not None and report.bytes > 0
+    assert report.bucket_limits.bytes_day.used == report.bytes
+    assert report.limits is None or report.limits.bytes_day.used == 0
+    before = every_file(tmp_path / "out", state)
+    shown = cli("status", "--out", "out", "--open-data-hourly-limit", "7GB", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    bucket_part = shown.stdout.split("Open Data bucket", 1)[1]
+    assert "photos, last hour" in bucket_part and "7 GB" in bucket_part
+    assert "requests, last minute" not in bucket_part
+    assert every_file(tmp_path / "out", state) == before
+
+
+def every_file(*folders: Path) -> dict[str, tuple[int, int, str]]:
+    return {
+        str(path): (
+            path.stat().st_mtime_ns,
+            path.stat().st_size,
+            hashlib.sha256(path.read_bytes()).hexdigest(),
+        )
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_an_api_dataset_status_shows_no_bucket_ledger(tmp_path: Path) -> None:
+    from inat_async.resume import ResumeStore
+
+    with ResumeStore.open(tmp_path / "out"):
+        pass
+    report = dataset_status(tmp_path / "out", LimitSettings(state_dir=tmp_path / "state"))
+    assert not report.open_data and report.bucket_state_dir is None
 
 
 def test_cli_fetch_failure_is_one_line_exit_1(tmp_path: Path) -> None:

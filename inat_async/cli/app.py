@@ -1097,6 +1097,21 @@ def status(
     requests_per_day: RequestsPerDay = LimitSettings.requests_per_day,
     hourly_limit: HourlyLimit = DEFAULT_HOURLY_LIMIT,
     daily_limit: DailyLimit = DEFAULT_DAILY_LIMIT,
+    open_data_hourly_limit: Annotated[
+        str,
+        typer.Option(
+            "--open-data-hourly-limit",
+            help="The Open Data bucket's hourly photo budget to show an Open Data dataset "
+            "against (as given to run).",
+        ),
+    ] = DEFAULT_HOURLY_LIMIT,
+    open_data_daily_limit: Annotated[
+        str,
+        typer.Option(
+            "--open-data-daily-limit",
+            help="The Open Data bucket's daily photo budget (as given to run).",
+        ),
+    ] = DEFAULT_DAILY_LIMIT,
     clear_pause: Annotated[
         bool,
         typer.Option(
@@ -1110,7 +1125,8 @@ def status(
 
     Per species: observations recorded, photos done, pending, failed and missing, and
     bytes; then the budgets spent by all your runs in the last minute, hour and day,
-    and when they free up, and any API's HTTP 429 pause. Reads the resume stores only;
+    and when they free up, and any API's HTTP 429 pause; for an Open Data dataset,
+    also the Open Data bucket's own photo budgets. Reads the resume stores only;
     creates and changes nothing (but for --clear-pause).
     """
     try:
@@ -1122,11 +1138,18 @@ def status(
             daily_limit=daily_limit,
         )
         limit_config.validate()
-        report = dataset_status(out, limit_config)
+        bucket_config = limit_settings(
+            state_dir=state_dir,
+            requests_per_minute=requests_per_minute,
+            requests_per_day=requests_per_day,
+            hourly_limit=open_data_hourly_limit,
+            daily_limit=open_data_daily_limit,
+        )
+        report = dataset_status(out, limit_config, bucket_config)
         cleared = None
         if clear_pause:  # after the folder was found to hold a dataset
             cleared = clear_pauses(limit_config)
-            report = dataset_status(out, limit_config)
+            report = dataset_status(out, limit_config, bucket_config)
     except (UsageError, StorageError) as exc:
         raise _fail(exc, EXIT_USAGE) from None
     except InatError as exc:

@@ -356,8 +356,11 @@ def _window_line(window: WindowUsage, amount: Callable[[float], str], now: float
     return text
 
 
-def limits_lines(snapshot: LimitsSnapshot | None, state_dir: Path) -> Table:
-    """The four budgets as two-column lines (what is spent, and when it frees up)."""
+def limits_lines(
+    snapshot: LimitsSnapshot | None, state_dir: Path, *, requests: bool = True
+) -> Table:
+    """The four budgets as two-column lines (what is spent, and when it frees up);
+    the two byte budgets alone when not ``requests`` (a photo host's own ledger)."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
@@ -366,11 +369,12 @@ def limits_lines(snapshot: LimitsSnapshot | None, state_dir: Path) -> Table:
         return grid
     now = snapshot.at
 
-    def requests(n: float) -> str:
+    def counted(n: float) -> str:
         return count(round(n))
 
-    grid.add_row("requests, last minute", _window_line(snapshot.requests_minute, requests, now))
-    grid.add_row("requests, last 24 h", _window_line(snapshot.requests_day, requests, now))
+    if requests:
+        grid.add_row("requests, last minute", _window_line(snapshot.requests_minute, counted, now))
+        grid.add_row("requests, last 24 h", _window_line(snapshot.requests_day, counted, now))
     grid.add_row("photos, last hour", _window_line(snapshot.bytes_hour, human_budget, now))
     grid.add_row("photos, last 24 h", _window_line(snapshot.bytes_day, human_budget, now))
     for pause in snapshot.pauses:
@@ -475,6 +479,16 @@ def render_status(console: Console, status: DatasetStatus) -> None:
         Text.assemble(("Budgets", "bold"), f" of all your runs (kept in {status.state_dir})")
     )
     console.print(limits_lines(status.limits, status.state_dir))
+    if status.bucket_state_dir is not None:
+        # An Open Data dataset's photos are charged to the bucket's ledger, not the above.
+        console.print()
+        console.print(
+            Text.assemble(
+                ("Open Data bucket", "bold"),
+                f": the photo budgets of this dataset (kept in {status.bucket_state_dir})",
+            )
+        )
+        console.print(limits_lines(status.bucket_limits, status.bucket_state_dir, requests=False))
 
 
 # -- dry run -------------------------------------------------------------------------------------
