@@ -1,8 +1,7 @@
-"""What a stored photo file is, read by Pillow: its pixel size, and conversion to PNG.
+"""Conversion of a stored photo to PNG with Pillow, for exports whose loaders take no GIF.
 
-Pillow reads only the header to answer :func:`image_size` (well under a millisecond for
-a photo in the page cache), so callers may use it on the event loop right after a
-download.
+A photo's pixel size is read where its bytes are checked, in the file hop of
+:mod:`inat_async.photocheck` / :mod:`inat_async.fetch`, not here.
 """
 
 from __future__ import annotations
@@ -11,20 +10,7 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
-
-
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) of an image file, or None when Pillow cannot read it."""
-    try:
-        with warnings.catch_warnings():
-            # A huge image is still a photo to record, not a warning to raise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
-        return None
-    return int(width), int(height)
+from PIL import Image
 
 
 def convert_to_png(source: Path, target: BinaryIO) -> tuple[int, int]:
