@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from ._readonly import connect_readonly
+from ._wal import enable_wal
 from .errors import LimitsError
 
 FILENAME: Final = "limits.sqlite3"
@@ -320,7 +321,7 @@ class LimitStore:
         except (OSError, sqlite3.Error) as exc:
             raise LimitsError(f"cannot open the limits store: {exc}", path=path) from exc
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(self._conn, timeout=busy_timeout)
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except (sqlite3.Error, LimitsError) as exc:

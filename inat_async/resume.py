@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ._readonly import connect_readonly
+from ._wal import enable_wal
 from .errors import OutputConflictError, StorageError
 from .fetch import remove_stale_parts
 from .models import Observation, ObservationId, Photo, Taxon
@@ -839,7 +840,7 @@ class _Transaction:
 
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
+    enable_wal(db, timeout=BUSY_TIMEOUT_MS / 1000)
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return db
@@ -847,6 +848,18 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def _migrate(db: sqlite3.Connection) -> None:
     """Bring a store of an older schema up to date: new columns start NULL (unknown)."""
+    # One write transaction from the look at the columns to the last change: two
+    # processes opening an old store together would otherwise both add a column.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        _migrate_in_transaction(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _migrate_in_transaction(db: sqlite3.Connection) -> None:
     for table, added in (("photos", _ADDED_PHOTO_COLUMNS), ("species", _ADDED_SPECIES_COLUMNS)):
         present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         for name, kind in added:
