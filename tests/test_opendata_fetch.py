@@ -62,6 +62,7 @@ async def test_a_full_fetch_puts_the_whole_bundle_in_place(
     assert await fetch_bundle(tmp_path / "od", url=f"{server.base_url}/s3", on_progress=seen.append)
     assert [r.method for r in bundle_requests(server)] == ["HEAD"]
     assert seen == [BundleProgress(path, len(bundle), len(bundle), len(bundle), True, True)]
+    assert sorted(p.name for p in (tmp_path / "od").iterdir()) == [NAME]
 
 
 async def test_a_partial_download_is_continued_from_its_size(
@@ -77,6 +78,17 @@ async def test_a_partial_download_is_continued_from_its_size(
     assert (head.method, get.method, get.status) == ("HEAD", "GET", 206)
     assert get.bytes_sent == len(bundle) - len(bundle) // 3
     assert seen[0].resumed == len(bundle) // 3
+
+
+async def test_a_part_of_another_version_of_the_bundle_starts_over(
+    server: FakeInatServer, bundle: bytes, tmp_path: Path
+) -> None:
+    (tmp_path / f"{NAME}.part").write_bytes(bundle[:100])
+    (tmp_path / f"{NAME}.part.etag").write_text('"last-month"')
+    path = await fetch_bundle(tmp_path, url=f"{server.base_url}/s3")
+    assert path.read_bytes() == bundle
+    assert [r.status for r in bundle_requests(server)] == [200, 200]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [NAME]
 
 
 async def test_a_part_holding_every_byte_is_renamed_without_a_download(

@@ -7,7 +7,9 @@ which survives an interruption and is continued on the next call with
 from its first byte; one that answers 416 says the part already holds every byte, or
 more than the object has (then it starts over). The file is renamed into place only
 once its size equals the size the server announced, so a half-written bundle is never
-mistaken for a whole one.
+mistaken for a whole one. The ETag of the bundle a part was started from is kept beside
+it (``<name>.part.etag``): a part of another version (a new month's bundle) is discarded
+rather than continued (a part with no recorded ETag, e.g. left by curl, is trusted).
 
 >>> path = await fetch_bundle("open-data/", on_progress=print)  # doctest: +SKIP
 """
@@ -97,11 +99,18 @@ async def _fetch(
     report: Callable[[BundleProgress], None],
 ) -> Path:
     part = target.with_name(target.name + ".part")
+    tag_file = target.with_name(target.name + ".part.etag")
     try:
-        total = await _head_size(session, url)
+        total, etag = await _head(session, url)
+        if etag and _size(part) and _read_tag(tag_file) not in (None, etag):
+            # The part belongs to another version of the bundle (last month's): its bytes
+            # must not be spliced with this one's.
+            await asyncio.to_thread(part.unlink)
         if _size(target) == total:
             report(BundleProgress(target, total, total, total, finished=True, up_to_date=True))
             return target
+        if etag:
+            await asyncio.to_thread(tag_file.write_text, etag)
         for _attempt in range(2):
             start = _size(part) or 0
             if start > total:
@@ -123,11 +132,13 @@ async def _fetch(
     except OSError as exc:
         raise BundleFetchError(f"cannot write {part}: {exc.strerror}") from exc
     await asyncio.to_thread(os.replace, part, target)
+    await asyncio.to_thread(tag_file.unlink, missing_ok=True)
     report(BundleProgress(target, total, total, finished=True))
     return target
 
 
-async def _head_size(session: aiohttp.ClientSession, url: str) -> int:
+async def _head(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    """The bundle's size and ETag ("" when the server gives none)."""
     async with session.head(url, allow_redirects=False) as response:
         if response.status != 200:
             raise BundleFetchError(
@@ -135,7 +146,7 @@ async def _head_size(session: aiohttp.ClientSession, url: str) -> int:
             )
         if response.content_length is None:
             raise BundleFetchError("the bucket did not say how large the bundle is", url=url)
-        return response.content_length
+        return response.content_length, response.headers.get("ETag", "")
 
 
 async def _download(
@@ -211,6 +222,13 @@ def _content_range(value: str | None) -> tuple[int, int, int] | None:
     if first is None:
         return -1, -1, int(total)
     return int(first), int(last), int(total)
+
+
+def _read_tag(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 def _size(path: Path) -> int | None:
