@@ -170,6 +170,8 @@ def test_stopped_runs_resume_to_the_same_folder_without_refetching(
     args = ("run", "-o", "40", "-w", "2", *fast(fake))
     reference = run_cli(*args, "--out", "reference", cwd=workdir, state=workdir / "s")
     assert reference.returncode == 0, reference.stderr
+    # Plain mode (no terminal): a finished species is announced as done.
+    assert "Apis mellifera: done" in reference.stdout + reference.stderr
 
     fake.settings.photo_latency = 0.03
     try:
@@ -179,7 +181,7 @@ def test_stopped_runs_resume_to_the_same_folder_without_refetching(
         process.send_signal(
             {"kill": signal.SIGKILL, "interrupt": signal.SIGINT, "terminate": signal.SIGTERM}[how]
         )
-        _, stderr = process.communicate(timeout=30)
+        stdout, stderr = process.communicate(timeout=30)
         stopped_in = time.monotonic() - started
     finally:
         fake.settings.photo_latency = 0.0
@@ -191,6 +193,9 @@ def test_stopped_runs_resume_to_the_same_folder_without_refetching(
         assert "rerun" in stderr and "Traceback" not in stderr
         assert stopped_in < 5
         assert not list(out.rglob("*.part")), "a clean stop removes its temporary files"
+        # The species was stopped mid-way: no display may call it done.
+        shown = stdout + stderr
+        assert "Apis mellifera: done" not in shown and "✓" not in shown, shown
     done_before = saved_photo_ids(out)
     assert done_before
     delivered_before = fake.log.delivered_photos()
