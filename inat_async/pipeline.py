@@ -29,7 +29,8 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
+from collections import Counter
+from collections.abc import AsyncGenerator, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -596,13 +597,20 @@ class _Run:
             left = page.total_results if page.total_results is not None else remaining
             species.expected = species.stored + min(remaining, left)
         taken, considered = self._choose(species, page.observations, remaining)
-        rows = [self._screen(species, observation) for observation in taken]
+        screened = [self._screen(species, observation) for observation in taken]
+        rows = [(observation, row, kept) for observation, row, kept, _ in screened]
         # Stop the watermark at the last observation considered, so a later run
         # with a larger -o continues right after it.
         cut = considered < len(page.observations)
         after = page.cursor_after(considered) if cut else None
         watermark = after if after is not None else (page.last_id or species.id_above)
-        new = self.store.record_page(name, rows, watermark)
+        new = self.store.record_page(
+            name,
+            rows,
+            watermark,
+            skipped=[skips for *_, skips in screened],
+            dropped={"dropped": len(page.rejected)} if page.rejected else None,
+        )
         species.remaining -= len(taken)
         self.emit(PageFetched(name, len(taken), len(new), species.expected, watermark))
         self._enqueue(backlog, species, new)
@@ -634,14 +642,17 @@ class _Run:
 
     def _screen(
         self, species: _Species, observation: Observation
-    ) -> tuple[Observation, dict[str, object], list[Photo]]:
-        """Keep the photos whose *own* license is wanted; count what was left out and why."""
+    ) -> tuple[Observation, dict[str, object], list[Photo], Counter[str]]:
+        """Keep the photos whose *own* license is wanted; count what was left out and why
+        (the counts are stored with the page, so a resumed species still knows them)."""
         kept: list[Photo] = []
+        skips: Counter[str] = Counter()
         for photo in observation.photos:
             if self.settings.query.accepts_photo_license(photo.license_code):
                 kept.append(photo)
             else:
                 species.result.skipped_license += 1
+                skips["license"] += 1
                 self.emit(PhotoSkipped(species.name, observation.id, photo.id, "license"))
         limit = self.settings.query.sampling.photos_per_observation
         if limit is not None and len(kept) > limit:
@@ -649,14 +660,17 @@ class _Run:
             kept = sorted(kept, key=lambda photo: photo.position)[:limit]
         for _ in range(observation.placeholders):
             species.result.skipped_placeholder += 1
+            skips["placeholder"] += 1
             self.emit(PhotoSkipped(species.name, observation.id, None, "placeholder"))
         for reason, detail in observation.rejected:
             if reason == "too_many":
                 species.result.skipped_too_many += 1
+                skips["too_many"] += 1
             else:
                 species.result.skipped_invalid += 1
+                skips["invalid"] += 1
             self.emit(PhotoSkipped(species.name, observation.id, None, reason, detail))
-        return observation, metadata_row(species.name, observation, len(kept)), kept
+        return observation, metadata_row(species.name, observation, len(kept)), kept, skips
 
     async def _resume(self, species: _Species) -> list[PhotoRecord]:
         """What an earlier run left to do, found off the loop (see :func:`reconcile`)."""
@@ -751,6 +765,7 @@ class _Run:
             # In a thread with its own connection; skipped when the species did not change.
             await write_species(self.store.path, name, self.writers)
         result.observations = stored.observations
+        _record_skipped(result, self.store.skipped(name))
         result.failures = [
             PhotoFailure(r.observation_id, r.photo_id, r.url, r.reason or "unknown", r.missing)
             for r in self.store.photos(name, FAILED)
@@ -758,6 +773,19 @@ class _Run:
         result.seconds = time.monotonic() - species.started
         if emit:
             self.emit(SpeciesFinished(name, result))
+
+
+def _record_skipped(result: SpeciesResult, totals: Mapping[str, int]) -> None:
+    """A species' skips as every walk of it counted them, earlier runs included, so a
+    resumed species reports what an uninterrupted run would. A store written before
+    skips were kept has no totals: the counts of this run stand."""
+    if not totals:
+        return
+    result.skipped_license = totals.get("license", 0)
+    result.skipped_placeholder = totals.get("placeholder", 0)
+    result.skipped_too_many = totals.get("too_many", 0)
+    result.skipped_invalid = totals.get("invalid", 0)
+    result.skipped_observations = totals.get("dropped", 0)
 
 
 def _raise_deliberate(group: BaseExceptionGroup[InatError]) -> NoReturn:

@@ -25,7 +25,8 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,13 @@ _ADDED_PHOTO_COLUMNS = (
 
 #: Columns added to ``species`` after schema 1. ``changes`` counts the writes that touched
 #: the species' rows: an output written at a count still current needs no rewrite.
-_ADDED_SPECIES_COLUMNS = (("changes", "INTEGER NOT NULL DEFAULT 0"),)
+_ADDED_SPECIES_COLUMNS = (
+    ("changes", "INTEGER NOT NULL DEFAULT 0"),
+    # What the walks left out and why (JSON: reason -> count), summed over every run,
+    # so that a resumed species reports what an uninterrupted run would. NULL in a
+    # store written before it was kept: those earlier skips are unknown.
+    ("skipped", "TEXT"),
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -325,21 +332,31 @@ class ResumeStore:
         name: str,
         observations: Sequence[tuple[Observation, dict[str, Any], Sequence[Photo]]],
         watermark: int,
+        *,
+        skipped: Sequence[Mapping[str, int]] = (),
+        dropped: Mapping[str, int] | None = None,
     ) -> list[PhotoRecord]:
         """Store a page's observations and photos and move the watermark, all or nothing.
 
-        Returns the photos that need downloading (new ones, in page order).
+        ``skipped`` holds, beside each observation, what was left out of it and why
+        (reason -> count); ``dropped`` what the page itself left out. Both are added to
+        the species' totals, an observation's only when it is new, so a page fetched
+        again never counts twice. Returns the photos that need downloading (new ones, in
+        page order).
         """
         key = species_key(name)
         new: list[PhotoRecord] = []
+        page_skips: Counter[str] = Counter(dropped or {})
         with self._write():
-            for observation, row, photos in observations:
+            for index, (observation, row, photos) in enumerate(observations):
                 inserted = self._db.execute(
                     "INSERT OR IGNORE INTO observations (species, id, row) VALUES (?, ?, ?)",
                     (key, observation.id, json.dumps(row, ensure_ascii=False)),
                 ).rowcount
                 if not inserted:
                     continue
+                if index < len(skipped):
+                    page_skips.update(skipped[index])
                 for photo in photos:
                     record = PhotoRecord(
                         species=key,
@@ -387,7 +404,25 @@ class ResumeStore:
                    WHERE key = ?""",
                 (watermark, key),
             )
+            if +page_skips:
+                self._add_skipped(key, page_skips)
         return new
+
+    def _add_skipped(self, key: str, more: Counter[str]) -> None:
+        row = self._db.execute("SELECT skipped FROM species WHERE key = ?", (key,)).fetchone()
+        totals: Counter[str] = Counter(json.loads(row[0]) if row and row[0] else {})
+        totals.update(more)
+        self._db.execute(
+            "UPDATE species SET skipped = ? WHERE key = ?",
+            (json.dumps(dict(sorted(totals.items()))), key),
+        )
+
+    def skipped(self, name: str) -> dict[str, int]:
+        """What every walk of ``name`` so far left out, by reason (see :meth:`record_page`)."""
+        row = self._db.execute(
+            "SELECT skipped FROM species WHERE key = ?", (species_key(name),)
+        ).fetchone()
+        return {str(k): int(v) for k, v in json.loads(row[0]).items()} if row and row[0] else {}
 
     # -- photos -------------------------------------------------------------------------------
 

@@ -248,3 +248,45 @@ async def test_a_photo_renamed_into_place_but_not_recorded_is_not_fetched_again(
         assert [(r.file_name, r.sha256) for r in store.photos(SPECIES)] == [
             (r.file_name, r.sha256) for r in done
         ]
+
+
+async def test_a_resumed_species_reports_the_skips_of_an_uninterrupted_run(
+    tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    """Skips (license, placeholders, ...) are kept with the pages: a dataset grown over
+    three runs, and a rerun with nothing left to do, report what one run reports."""
+    dataset = build_dataset(
+        {SPECIES: 60},
+        seed=11,
+        options=DatasetOptions(placeholder_rate=0.3, license_mismatch_rate=0.5),
+    )
+    fields = (
+        "skipped_license",
+        "skipped_placeholder",
+        "skipped_invalid",
+        "skipped_too_many",
+        "skipped_observations",
+    )
+
+    def skips(result: object) -> dict[str, int]:
+        return {name: getattr(result, name) for name in fields}
+
+    async with FakeInatServer(dataset) as server:
+        whole = await download_species(
+            SPECIES,
+            observations=50,
+            license="cc-by-nc",
+            **options(server, tmp_path / "a", fast_limits),
+        )
+        out = tmp_path / "b"
+        for count in (5, 12, 50, 50):  # the last one has nothing left to do
+            stepped = await download_species(
+                SPECIES,
+                observations=count,
+                license="cc-by-nc",
+                **options(server, out, fast_limits),
+            )
+    assert whole.skipped_placeholder > 0
+    assert whole.skipped_license > 0
+    assert stepped.photos_downloaded == 0
+    assert skips(stepped) == skips(whole)
