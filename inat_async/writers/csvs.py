@@ -13,7 +13,6 @@ import contextlib
 import csv
 import hashlib
 import os
-import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StorageError
 from ..models import Observation, photo_url_for_size
 from ..resume import DONE, PhotoRecord, ResumeStore
+from .common import create_temporary, csv_cell
 
 if TYPE_CHECKING:
     from ..layout import Layout
@@ -156,23 +156,15 @@ def photo_row(record: PhotoRecord, size: str) -> dict[str, Any]:
     }
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
 def _write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str, Any]]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _create_temporary(path)
+        fd, tmp = create_temporary(path)
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
                 writer.writeheader()
-                writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+                writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
             tmp.replace(path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -180,16 +172,3 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str,
             raise
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def _create_temporary(path: Path) -> tuple[int, Path]:
-    """A new hidden file beside ``path``. Unlike ``mkstemp`` (always 0600) its mode is
-    0666 less the umask, as for any file the user creates: a CSV is shared like the photos."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {path}")

@@ -18,7 +18,8 @@ from typing import Any, BinaryIO, Literal
 
 from ..errors import StorageError, UsageError
 from ..imageinfo import convert_to_png
-from .manifest import FileEntry, create_temporary, hash_file
+from .common import create_temporary, csv_cell
+from .manifest import FileEntry, hash_file
 
 LinkMode = Literal["auto", "hardlink", "symlink", "copy"]
 LINK_MODES: tuple[LinkMode, ...] = ("auto", "hardlink", "symlink", "copy")
@@ -67,7 +68,7 @@ class AtomicFile:
             fd, tmp = create_temporary(self.path)
         except OSError as exc:
             raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-        self._tmp = Path(tmp)
+        self._tmp = tmp
         self._handle = os.fdopen(fd, "wb")
         self.sink = _HashingWriter(self._handle)
         return self.sink
@@ -98,14 +99,6 @@ class _TextSink:
         return len(text)
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
 def write_csv(
     path: Path, rel: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]
 ) -> FileEntry:
@@ -117,7 +110,7 @@ def write_csv(
         )
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: _cell(value) for key, value in row.items()})
+            writer.writerow({key: csv_cell(value) for key, value in row.items()})
     assert atomic.entry is not None
     return atomic.entry
 

@@ -12,13 +12,13 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import StorageError, UsageError
+from .common import create_temporary
 
 MANIFEST = "manifest.json"
 _FILES_LINE = '"files": ['
@@ -48,10 +48,10 @@ def write_manifest(path: Path, header: Mapping[str, Any], files: Iterable[FileEn
                     handle.write(separator + "    " + json.dumps(item, ensure_ascii=False))
                     separator = ",\n"
                 handle.write("\n  ]\n}\n")
-            Path(tmp).replace(path)
+            tmp.replace(path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                Path(tmp).unlink()
+                tmp.unlink()
             raise
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
@@ -135,21 +135,6 @@ def _load_whole(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     return document
-
-
-def create_temporary(path: Path) -> tuple[int, str]:
-    """A new hidden file beside ``path``, open for writing: (fd, name).
-
-    Not mkstemp, which makes files only their owner can read: a dataset is made to be
-    shared, so its files get the user's umask like any file they create.
-    """
-    for _ in range(100):
-        name = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(name)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def hash_file(path: Path) -> tuple[int, str]:
