@@ -710,12 +710,13 @@ def _adopt(
         check = check_file(path, content_type_for(path.suffix))
         if check.problem is not None:
             return None  # not what the server sends: download it over this file
-        nbytes, sha256 = _size_and_hash(path)
+        nbytes, sha256 = hash_file(path)
         return done_change(record, path.name, nbytes, sha256, check.size)
     return None
 
 
-def _size_and_hash(path: Path) -> tuple[int, str]:
+def hash_file(path: Path) -> tuple[int, str]:
+    """Size and sha256 of a file, read in 1 MiB pieces (also what exports and verify use)."""
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as handle:

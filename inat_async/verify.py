@@ -21,8 +21,8 @@ from typing import Literal
 
 from .errors import UsageError
 from .layout import Layout
-from .resume import DONE, STATE_DIR, STATE_FILE, ResumeStore
-from .writers.manifest import MANIFEST, FileEntry, hash_file, iter_manifest_files
+from .resume import DONE, STATE_DIR, STATE_FILE, ResumeStore, hash_file
+from .writers.manifest import MANIFEST, FileEntry, iter_manifest_files
 
 Problem = Literal["missing", "changed"]
 #: How many problems of each kind :class:`VerifyResult` keeps (all are counted).

@@ -18,8 +18,9 @@ from typing import Any, BinaryIO, Literal
 
 from ..errors import StorageError, UsageError
 from ..imageinfo import convert_to_png
+from ..resume import hash_file
 from .common import create_temporary, csv_cell
-from .manifest import FileEntry, hash_file
+from .manifest import FileEntry
 
 LinkMode = Literal["auto", "hardlink", "symlink", "copy"]
 LINK_MODES: tuple[LinkMode, ...] = ("auto", "hardlink", "symlink", "copy")

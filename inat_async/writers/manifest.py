@@ -9,7 +9,6 @@ person or another tool rewrote it in another layout.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -135,14 +134,3 @@ def _load_whole(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     return document
-
-
-def hash_file(path: Path) -> tuple[int, str]:
-    """Size and sha256 of a file, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            size += len(chunk)
-            digest.update(chunk)
-    return size, digest.hexdigest()

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StorageError, UsageError
+from ..resume import hash_file
 from .exportstate import ExportState
-from .manifest import FileEntry, hash_file
+from .manifest import FileEntry
 
 FILE = "metadata.parquet"
 _BATCH = 5000
