@@ -10,16 +10,23 @@ Against a hostile or broken server: a body is read in pieces and refused past
 :data:`MAX_BODY_BYTES` once decompressed (a gzip bomb costs at most that much
 memory), and a redirect to a non-http URL or an endless chain fails at once instead
 of being retried.
+
+Observation searches (:meth:`InatClient.observation_page`) are several MB a page, nearly
+all of it unread: they are decoded straight to the fields read
+(:func:`~inat_async.models.decode_observation_page`); any answer that decoding refuses
+takes the general path (text in its charset, ``json.loads``), which decides as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import random
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -29,6 +36,7 @@ from .limits import Limits, api_host
 from .models import (
     ObservationPage,
     Taxon,
+    decode_observation_page,
     is_result_page,
     parse_observation_page,
     parse_taxa_page,
@@ -44,6 +52,8 @@ MAX_PER_PAGE = 200
 #: MB; past this the answer is refused, whatever its compressed size.
 MAX_BODY_BYTES = 32 * 2**20
 _READ_CHUNK = 64 * 1024
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +113,21 @@ class InatClient:
         context: Mapping[str, object] | None = None,
     ) -> Any:
         """GET ``path`` and return its JSON body, retrying what retrying can fix."""
+        return await self._get(path, params, partial(_json_body, valid=valid), context)
+
+    async def observation_page(
+        self, params: Mapping[str, str | int], *, context: Mapping[str, object] | None = None
+    ) -> ObservationPage:
+        """One observation search (``GET /observations``), parsed; retried as by get_json."""
+        return await self._get("observations", params, _observation_page, context)
+
+    async def _get(
+        self,
+        path: str,
+        params: Mapping[str, str | int],
+        decode: Callable[[bytes, str | None], _T],
+        context: Mapping[str, object] | None,
+    ) -> _T:
         url = f"{self._base}/{path.lstrip('/')}"
         query = {**self._base_params, **{key: str(value) for key, value in params.items()}}
         ctx = dict(context or {})
@@ -111,7 +136,7 @@ class InatClient:
         for attempt in range(self._retry.attempts):
             await self._limits.request(on_wait=self._on_wait, host=self._host)
             try:
-                return await self._attempt(url, query, valid, ctx)
+                return await self._attempt(url, query, decode, ctx)
             except _Retryable as exc:
                 last, shape_error = str(exc), exc.bad_shape
             except REDIRECT_ERRORS as exc:
@@ -128,9 +153,9 @@ class InatClient:
         self,
         url: str,
         query: dict[str, str],
-        valid: Callable[[Any], bool],
+        decode: Callable[[bytes, str | None], _T],
         ctx: dict[str, object],
-    ) -> Any:
+    ) -> _T:
         async with self._session.get(url, params=query, timeout=self._timeout) as response:
             status = response.status
             if status == 429:
@@ -140,26 +165,22 @@ class InatClient:
                 raise _Retryable("HTTP 429 Too Many Requests")
             if status >= 500:
                 raise _Retryable(f"HTTP {status} {response.reason or ''}".strip())
-            text = await self._read_text(response, url, ctx)
+            data = await self._read_body(response, url, ctx)
+            charset = response.charset
             if status >= 400:
+                message = _error_message(_text(data, charset))
                 raise ApiError(
-                    f"the API refused the request: HTTP {status} {_error_message(text)}".strip(),
+                    f"the API refused the request: HTTP {status} {message}".strip(),
                     status=status,
                     url=str(response.url),
                     context=ctx,
                 )
-        try:
-            body = json.loads(text)
-        except ValueError as exc:
-            raise _Retryable("the answer was not JSON", bad_shape=True) from exc
-        if not valid(body):
-            raise _Retryable("the answer did not have the expected shape", bad_shape=True)
-        return body
+        return decode(data, charset)
 
-    async def _read_text(
+    async def _read_body(
         self, response: aiohttp.ClientResponse, url: str, ctx: dict[str, object]
-    ) -> str:
-        """The body as text, read in pieces and refused past ``max_body`` bytes decompressed."""
+    ) -> bytes:
+        """The body, read in pieces and refused past ``max_body`` bytes decompressed."""
         limit = self._max_body
         too_large = (
             f"the API's answer is larger than {limit:,} bytes once decompressed; "
@@ -179,11 +200,7 @@ class InatClient:
             if received > limit:
                 raise ApiError(too_large, url=url, context=ctx)
             chunks.append(chunk)
-        data = b"".join(chunks)
-        try:
-            return data.decode(response.charset or "utf-8", errors="replace")
-        except LookupError:  # a charset Python does not know
-            return data.decode("utf-8", errors="replace")
+        return b"".join(chunks)
 
     async def resolve_taxon(self, name: str) -> TaxonMatch:
         """The active taxon named ``name`` (case-insensitive), or a synonym / common name hit."""
@@ -234,13 +251,9 @@ class InatClient:
         """Walk the whole result set in ascending id order with ``id_above`` (never ``page``)."""
         while True:
             params = self.search_params(taxon_id, query, id_above)
-            body = await self.get_json(
-                "observations",
-                params,
-                valid=is_result_page,
-                context={"species": species, "id_above": id_above},
+            page = await self.observation_page(
+                params, context={"species": species, "id_above": id_above}
             )
-            page = parse_observation_page(body)
             if page.size == 0 or page.last_id is None:
                 return
             if page.last_id <= id_above:
@@ -263,6 +276,45 @@ class InatClient:
         )
         total = body.get("total_results")
         return total if isinstance(total, int) else 0
+
+
+def _text(data: bytes, charset: str | None) -> str:
+    try:
+        return data.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return data.decode("utf-8", errors="replace")
+
+
+def _json_body(data: bytes, charset: str | None, *, valid: Callable[[Any], bool]) -> Any:
+    """The JSON an answer holds, read as text in its charset; retried if not ``valid``."""
+    try:
+        body = json.loads(_text(data, charset))
+    except ValueError as exc:
+        raise _Retryable("the answer was not JSON", bad_shape=True) from exc
+    if not valid(body):
+        raise _Retryable("the answer did not have the expected shape", bad_shape=True)
+    return body
+
+
+def _observation_page(data: bytes, charset: str | None) -> ObservationPage:
+    """A search answer's page: decoded straight from UTF-8 to the few fields the parser
+    reads (a real page of 200 is several MB, nearly all of it identifications), else by
+    the general path, which decides (error, retry, or page) as for any other answer."""
+    if _is_utf8(charset):
+        page = decode_observation_page(data)
+        if page is not None:
+            return page
+    return parse_observation_page(_json_body(data, charset, valid=is_result_page))
+
+
+def _is_utf8(charset: str | None) -> bool:
+    """True when the general path reads the body as UTF-8 (the only text the quick one reads)."""
+    if charset is None:
+        return True
+    try:
+        return codecs.lookup(charset).name == "utf-8"
+    except (LookupError, ValueError):  # unknown, or a NUL in the name
+        return False
 
 
 def _describe(exc: BaseException) -> str:

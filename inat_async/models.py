@@ -15,8 +15,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict
 from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
 
 # `/photos/<id>/<size>.<ext>`: every real photo URL has this; placeholders do not.
 _PHOTO_PATH = re.compile(r"/photos/(\d+)/([A-Za-z]+)(\.[^/]*)?$")
@@ -403,3 +405,96 @@ def parse_observation_page(body: object) -> ObservationPage:
         size=len(items),
         rejected=tuple(rejected),
     )
+
+
+# What :func:`parse_observation_page` reads of a search answer, and nothing else: decoding
+# to these types skips every other field (identifications, ancestries, comments: most of
+# a real page's bytes) without building it. Each field is typed as the API sends it, null
+# included; anything else fails validation and takes the general path, so the result is
+# the same either way. total=False: a key left out stays left out, as with json.loads.
+class _LabelJson(TypedDict, total=False):
+    label: str | None
+
+
+class _AnnotationJson(TypedDict, total=False):
+    controlled_attribute_id: int | None
+    controlled_value_id: int | None
+    controlled_attribute: _LabelJson | None
+    controlled_value: _LabelJson | None
+
+
+class _DimensionsJson(TypedDict, total=False):
+    width: int | None
+    height: int | None
+
+
+class _PhotoJson(TypedDict, total=False):
+    id: int | None
+    url: str | None
+    license_code: str | None
+    attribution: str | None
+    original_dimensions: _DimensionsJson | None
+
+
+class _TaxonJson(TypedDict, total=False):
+    id: int | None
+    name: str | None
+    rank: str | None
+
+
+class _UserJson(TypedDict, total=False):
+    id: int | None
+    login: str | None
+    name: str | None
+
+
+class _GeojsonJson(TypedDict, total=False):
+    # int | float: an int stays an int, as json.loads gives it; some answers send strings.
+    coordinates: list[int | float | str] | None
+
+
+class _ObservationJson(TypedDict, total=False):
+    id: int | None
+    uuid: str | None
+    quality_grade: str | None
+    license_code: str | None
+    observed_on: str | None
+    time_observed_at: str | None
+    place_guess: str | None
+    positional_accuracy: int | None
+    obscured: bool | None
+    captive: bool | None
+    # "lat,lon", or [lat, lon] (v2, some v1): a list is not read.
+    location: str | list[Any] | None
+    geojson: _GeojsonJson | None
+    taxon: _TaxonJson | None
+    user: _UserJson | None
+    photos: list[_PhotoJson | None] | None
+    place_ids: list[int] | None
+    annotations: list[_AnnotationJson] | None
+
+
+class _PageJson(TypedDict, total=False):
+    total_results: int | None
+    # Required and a list of objects: a decoded page always passes is_result_page.
+    results: Required[list[_ObservationJson]]
+
+
+_PAGE_DECODER = msgspec.json.Decoder(_PageJson)
+
+
+def decode_observation_page(data: bytes) -> ObservationPage | None:
+    """The page a search answer's UTF-8 JSON ``data`` holds, or None if the quick way
+    cannot tell: then ``parse_observation_page(json.loads(text))`` must decide.
+
+    When it returns a page, it is the page that path gives (tests/test_pagedecode.py
+    checks it on arbitrary pages), in a fraction of the time and memory.
+    """
+    try:
+        body = _PAGE_DECODER.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # Malformed, or a value of a type the schema does not list (a string id, a
+        # number where an object belongs, NaN...; ValidationError is a DecodeError);
+        # invalid UTF-8 in a field read (msgspec before 0.23 raises UnicodeDecodeError).
+        return None
+    return parse_observation_page(body)

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator
 
 from ..api import InatClient, TaxonMatch
 from ..errors import InatError
-from ..models import ObservationPage, Taxon, is_result_page, parse_observation_page, parse_taxa_page
+from ..models import ObservationPage, Taxon, is_result_page, parse_taxa_page
 from ..options import Query
 from .base import ObservationCount
 
@@ -65,10 +65,7 @@ class ApiSource:
         # One search answers both: its total_results and its first `sample` results.
         params = InatClient.search_params(taxon_id, query, id_above)
         params["per_page"] = sample
-        body = await self.client.get_json(
-            "observations", params, valid=is_result_page, context={"species": species}
-        )
-        page = parse_observation_page(body)
+        page = await self.client.observation_page(params, context={"species": species})
         total = page.total_results if page.total_results is not None else page.size
         return ObservationCount(total, page.observations)
 
@@ -78,10 +75,8 @@ class ApiSource:
         """The highest id of the matching observations (one request, newest first)."""
         params = InatClient.search_params(taxon_id, query, 0)
         params.update({"order": "desc", "per_page": 1})
-        body = await self.client.get_json(
-            "observations", params, valid=is_result_page, context={"species": species}
-        )
-        return parse_observation_page(body).last_id
+        page = await self.client.observation_page(params, context={"species": species})
+        return page.last_id
 
     async def suggest(self, name: str, offered: tuple[str, ...]) -> tuple[str, ...]:
         """What the failed search offered; else names under the first word of ``name``
