@@ -8,15 +8,19 @@ arrived, with the announced length, and is an image of the announced type (see
 :class:`~inat_async.errors.InatError`), except a folder that cannot take files at all
 (a full disk, a read-only folder): that is a :class:`StorageError` and stops the run.
 
-The file work of a photo (open, write, close, rename) runs in one hop to a thread
-through ``aiofiles``, on a :class:`PhotoFiles`: the seam where tests put a full disk
-or a failing file system, as httpx takes a ``transport=``.
+Fetching and saving are two steps: :meth:`PhotoFetcher.receive` returns a checked body
+(:class:`Received`), whose :meth:`~Received.save` does the file work (hash, open, write,
+close, rename) in one hop to a thread through ``aiofiles``, so a worker fetches its next
+photo while the last one goes to disk. The file work runs on a :class:`PhotoFiles`: the
+seam where tests put a full disk or a failing file system, as httpx takes a
+``transport=``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import io
@@ -26,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 import aiofiles.os
 import aiohttp
@@ -124,6 +128,31 @@ def extension_for(content_type: str) -> str:
     return CONTENT_TYPE_EXTENSIONS.get(content_type, "jpg")
 
 
+class PartHandle(Protocol):
+    """What a part file is written through (any binary file object will do)."""
+
+    def write(self, data: bytes | memoryview, /) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class _FdFile:
+    """A bare file descriptor: bodies are written in large pieces, so a buffered file
+    object buys nothing, and opening one costs three more system calls (fstat, isatty,
+    lseek), each a round trip of the GIL between a file thread and the loop's."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: bytes | memoryview, /) -> int:
+        return os.write(self._fd, data)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class PhotoFiles:
     """The file system photos are written to; every method runs in a worker thread.
 
@@ -132,12 +161,12 @@ class PhotoFiles:
     failing file system without touching the real one.
     """
 
-    def create(self, path: Path) -> BinaryIO:
+    def create(self, path: Path) -> PartHandle:
         """A new file at ``path``, opened for writing. Never follows a link and never
         reuses an existing file, so nothing lands outside the folder through a link."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC | _BINARY
         fd = os.open(path, flags, 0o666)  # the umask decides, as for any file the user makes
-        return os.fdopen(fd, "wb")
+        return _FdFile(fd)
 
     def read(self, path: Path) -> BinaryIO:
         """A file written by :meth:`create`, opened for reading (to check its header)."""
@@ -199,13 +228,19 @@ class PhotoFetcher:
 
     async def download(self, url: str, part: Path, target: Callable[[str], Path]) -> Fetched:
         """Fetch ``url`` into ``part``, then rename it to ``target(content_type)``."""
+        return await (await self.receive(url, part, target)).save()
+
+    async def receive(self, url: str, part: Path, target: Callable[[str], Path]) -> Received:
+        """Fetch ``url``, retrying, until a whole image of its announced type arrived; its
+        bytes are charged. The file work is left to :meth:`Received.save`, so that a
+        worker can fetch its next photo while this one goes to disk."""
         last: PhotoError | None = None
         for attempt in range(self._retry.attempts):
             reservation = await self._limits.reserve(self.estimate, on_wait=self._on_wait)
             body = _Body(part, self._files)
             try:
                 await self._receive(url, body, reservation)
-                fetched = await body.finish(target)
+                received = await body.ready(target)
             except PhotoError as exc:
                 reservation.release(received=body.received)
                 if not exc.retryable:
@@ -220,7 +255,7 @@ class PhotoFetcher:
             else:
                 reservation.commit(body.received)
                 self._learn(body.received)
-                return fetched
+                return received
             if attempt + 1 < self._retry.attempts:
                 await asyncio.sleep(
                     wait if wait is not None else self._retry.delay(attempt, self._rng)
@@ -306,17 +341,17 @@ def _printable(text: str, limit: int = 200) -> str:
 class _Body:
     """A photo body on its way to its ``.part`` file.
 
-    Bytes are held until ``WRITE_BUFFER`` of them are pending, so a typical photo reaches
-    the disk in one hop to a thread that hashes, opens, writes, checks, closes and renames
-    it. The tail of the body is kept for the image check.
+    Bytes are held until ``WRITE_BUFFER`` of them are pending, so a typical photo is
+    checked in memory and reaches the disk in one hop to a thread that hashes, opens,
+    writes, closes and renames it. The tail of the body is kept for the image check.
     """
 
     __slots__ = (
         "_chunks",
-        "_file",
         "_tail",
         "buffered",
         "content_type",
+        "file",
         "received",
     )
 
@@ -325,7 +360,7 @@ class _Body:
         self.received = 0
         self.buffered = 0
         self._chunks: list[bytes] = []
-        self._file = _PartFile(part, files)
+        self.file = _PartFile(part, files)
         self._tail = b""
 
     def add(self, chunk: bytes) -> bool:
@@ -341,22 +376,62 @@ class _Body:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def flush(self) -> None:
-        await _hop(self._file.write, self._take())
+        await _hop(self.file.write, self._take())
 
-    async def finish(self, target: Callable[[str], Path]) -> Fetched:
-        """Write what is left, check, close and rename to ``target(content_type)``: one hop."""
+    async def ready(self, target: Callable[[str], Path]) -> Received:
+        """The whole body, checked: a body still in memory is checked here, on the loop
+        (Pillow reads its header: CPU only, well under a millisecond), and saved later; a
+        longer one, partly written already, is checked from its file, closed and renamed
+        in one hop now (its final write is small)."""
         final = target(self.content_type)
-        size, sha256 = await _off_loop(
-            self._file.finish, self._take(), final, self._tail, self.content_type
-        )
-        return Fetched(final, self.received, sha256, self.content_type, size)
+        if self.file.opened:
+            size, sha256 = await _off_loop(
+                self.file.finish, self._take(), final, self._tail, self.content_type
+            )
+            return Received(self, Fetched(final, self.received, sha256, self.content_type, size))
+        data = self._take()
+        size = _raise_unless_image(io.BytesIO(data), self._tail, self.content_type)
+        return Received(self, Fetched(final, self.received, "", self.content_type, size), data=data)
 
     async def discard(self) -> None:
         """Close and delete the part file, off the loop. It runs even if the task is cancelled
         while waiting, and after any write still running (see :class:`_PartFile`)."""
         self._chunks = []
-        future = asyncio.get_running_loop().run_in_executor(None, self._file.discard)
+        future = asyncio.get_running_loop().run_in_executor(None, self.file.discard)
         await asyncio.shield(future)
+
+
+class Received:
+    """A whole photo body that passed its checks, its bytes charged: :meth:`save` puts it
+    under its final name (one hop to a thread: hash, open, write, close, rename)."""
+
+    __slots__ = ("_body", "_data", "_fetched", "_saved")
+
+    def __init__(self, body: _Body, fetched: Fetched, *, data: bytes = b"") -> None:
+        self._body = body
+        self._data = data
+        self._fetched = fetched
+        #: A long body is saved on arrival (checked from its file, in the hop of its rename).
+        self._saved = not data
+
+    @property
+    def path(self) -> Path:
+        return self._fetched.path
+
+    async def save(self) -> Fetched:
+        """Write the photo under its final name; on any failure or cancellation no file of
+        it is left (a :class:`PhotoError` for its own path, :class:`StorageError` else)."""
+        if self._saved:
+            return self._fetched
+        data, self._data = self._data, b""
+        try:
+            sha256 = await _off_loop(self._body.file.save, data, self._fetched.path)
+        except BaseException:
+            await self._body.discard()
+            raise
+        self._saved = True
+        self._fetched = dataclasses.replace(self._fetched, sha256=sha256)
+        return self._fetched
 
 
 class _PartFile:
@@ -373,7 +448,7 @@ class _PartFile:
     def __init__(self, part: Path, files: PhotoFiles) -> None:
         self.part = part
         self._files = files
-        self._handle: BinaryIO | None = None
+        self._handle: PartHandle | None = None
         self._lock = threading.Lock()
         self._digest = hashlib.sha256()
 
@@ -382,33 +457,49 @@ class _PartFile:
             self._digest.update(data)
             self._write(data)
 
+    @property
+    def opened(self) -> bool:
+        return self._handle is not None
+
     def _write(self, data: bytes) -> None:
         if self._handle is None:
             self._handle = self._files.create(self.part)
-        self._handle.write(data)
+        view = memoryview(data)
+        while view:  # an unbuffered write may take part of the bytes
+            written = self._handle.write(view)
+            if not written:
+                raise OSError(errno.EIO, "the file took no bytes")
+            view = view[written:]
+
+    def save(self, data: bytes, final: Path) -> str:
+        """Write a whole body checked in memory, close it and rename it: its sha256."""
+        return self._complete(data, final, None)[1]
 
     def finish(
         self, data: bytes, final: Path, tail: bytes, kind: str
     ) -> tuple[tuple[int, int] | None, str]:
-        """Write the last bytes, check the image, close and rename: the image's (width,
-        height) if Pillow read them, and the whole body's sha256. On any failure the part
-        file is gone. A body that was never flushed is checked in memory, before any write;
-        a longer one from its file, whose header Pillow reads no further than it needs."""
+        """Write the last bytes of a body partly written already, close it, check it from
+        its file (Pillow reads no further than the header) and rename it: the image's
+        (width, height) if Pillow read them, and the whole body's sha256."""
+        return self._complete(data, final, (tail, kind))
+
+    def _complete(
+        self, data: bytes, final: Path, check: tuple[bytes, str] | None
+    ) -> tuple[tuple[int, int] | None, str]:
+        # On any failure the part file is gone.
         with self._lock:
             try:
                 self._digest.update(data)
                 with _storage_errors(final):
-                    in_memory = self._handle is None
-                    if in_memory:
-                        size = _raise_unless_image(io.BytesIO(data), tail, kind)
-                    if data or in_memory:
+                    if data or self._handle is None:
                         self._write(data)
                     handle, self._handle = self._handle, None
                     assert handle is not None
                     handle.close()
-                    if not in_memory:
+                    size = None
+                    if check is not None:
                         with self._files.read(self.part) as written:
-                            size = _raise_unless_image(written, tail, kind)
+                            size = _raise_unless_image(written, *check)
                     self._files.replace(self.part, final)
                     return size, self._digest.hexdigest()
             except BaseException:

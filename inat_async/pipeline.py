@@ -60,6 +60,7 @@ from .fetch import (
     PhotoError,
     PhotoFetcher,
     PhotoFiles,
+    Received,
     extension_for,
     part_name,
 )
@@ -695,19 +696,32 @@ class _Run:
     # -- workers ------------------------------------------------------------------------------
 
     async def _worker(self, backlog: Backlog[_Job]) -> None:
-        while (job := await backlog.get()) is not None:
-            try:
-                await self._download(job)
-            finally:
-                job.species.outstanding -= 1
-            # Only after a photo is settled: a cancelled or failed download leaves its
-            # species to the run's own clean-up, which cannot hide the stop or the error.
-            await self._maybe_finish(job.species)
+        """Fetch photo after photo; each one goes to disk while the next one downloads, so
+        that the file work (a hop to a thread: milliseconds when the disk or the GIL is
+        busy) never leaves the connection idle. One save at a time per worker: memory
+        holds at most one waiting body per worker."""
+        async with asyncio.TaskGroup() as saves:
+            saving: asyncio.Task[None] | None = None
+            while (job := await backlog.get()) is not None:
+                received: Received | None = None
+                try:
+                    received = await self._receive(job)
+                finally:
+                    if received is None:  # failed (and recorded), or the run stops
+                        job.species.outstanding -= 1
+                if saving is not None:
+                    await saving
+                    saving = None
+                if received is None:
+                    await self._maybe_finish(job.species)
+                else:
+                    saving = saves.create_task(self._save(job, received))
 
-    async def _download(self, job: _Job) -> None:
+    async def _receive(self, job: _Job) -> Received | None:
+        """The photo's checked body, or None when it failed (recorded as such)."""
         species, record = job.species, job.record
-        name, size = species.name, self.settings.query.size
-        url = photo_url_for_size(record.url, size)
+        name = species.name
+        url = photo_url_for_size(record.url, self.settings.query.size)
         ext = url_extension(record.url)
         images = self._images.get(name)
         if images is None:
@@ -718,29 +732,57 @@ class _Run:
             return self.layout.photo_path(name, record, ext or extension_for(content_type))
 
         try:
-            fetched = await self.fetcher.download(url, part, target)
+            return await self.fetcher.receive(url, part, target)
         except PhotoError as exc:
-            self.statuses.add(failed_change(record, exc.reason, missing=exc.missing))
-            if self.statuses.due:
-                await self.statuses.flush()
-            self.emit(
-                PhotoFailed(
-                    name, record.observation_id, record.photo_id, url, exc.reason, exc.missing
+            await self._failed(job, url, exc)
+        return None
+
+    async def _save(self, job: _Job, received: Received) -> None:
+        species, record = job.species, job.record
+        try:
+            try:
+                fetched = await received.save()
+            except PhotoError as exc:
+                url = photo_url_for_size(record.url, self.settings.query.size)
+                await self._failed(job, url, exc)
+            else:
+                self.statuses.add(
+                    done_change(
+                        record, fetched.path.name, fetched.bytes, fetched.sha256, fetched.dimensions
+                    )
                 )
-            )
-            return
-        self.statuses.add(
-            done_change(
-                record, fetched.path.name, fetched.bytes, fetched.sha256, fetched.dimensions
-            )
-        )
+                if self.statuses.due:
+                    await self.statuses.flush()
+                species.result.photos_downloaded += 1
+                species.result.bytes += fetched.bytes
+                self.emit(
+                    PhotoDownloaded(
+                        species.name,
+                        record.observation_id,
+                        record.photo_id,
+                        fetched.path,
+                        fetched.bytes,
+                    )
+                )
+        finally:
+            species.outstanding -= 1
+        # Only after a photo is settled: a cancelled or failed download leaves its
+        # species to the run's own clean-up, which cannot hide the stop or the error.
+        await self._maybe_finish(species)
+
+    async def _failed(self, job: _Job, url: str, exc: PhotoError) -> None:
+        record = job.record
+        self.statuses.add(failed_change(record, exc.reason, missing=exc.missing))
         if self.statuses.due:
             await self.statuses.flush()
-        species.result.photos_downloaded += 1
-        species.result.bytes += fetched.bytes
         self.emit(
-            PhotoDownloaded(
-                name, record.observation_id, record.photo_id, fetched.path, fetched.bytes
+            PhotoFailed(
+                job.species.name,
+                record.observation_id,
+                record.photo_id,
+                url,
+                exc.reason,
+                exc.missing,
             )
         )
 

@@ -6,13 +6,12 @@ import csv
 import errno
 import socket
 from pathlib import Path
-from typing import BinaryIO, cast
 
 import pytest
 from support import FAST_RETRY, expected_files, saved_files
 
 from inat_async import StorageError, download_all, download_species
-from inat_async.fetch import PhotoFiles
+from inat_async.fetch import PartHandle, PhotoFiles
 from inat_async.limits import LimitSettings
 from inat_async.options import Query
 from inat_async.resume import DONE, ResumeStore
@@ -190,15 +189,14 @@ async def test_an_unreachable_api_is_a_clear_error(
 class FullDisk(PhotoFiles):
     """A disk that takes the first bytes of a file, then has no space left."""
 
-    def create(self, path: Path) -> BinaryIO:
+    def create(self, path: Path) -> PartHandle:
         handle = super().create(path)
         handle.write(b"\xff\xd8 the first bytes")
-        handle.flush()
-        return cast(BinaryIO, _NoSpace(handle))
+        return _NoSpace(handle)
 
 
 class _NoSpace:
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: PartHandle) -> None:
         self._handle = handle
 
     def write(self, data: bytes) -> int:

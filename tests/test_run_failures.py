@@ -49,7 +49,7 @@ async def test_a_bug_raised_beside_a_deliberate_error_is_not_dropped(
         except asyncio.CancelledError:
             raise RuntimeError("a bug in the clean-up") from None
 
-    monkeypatch.setattr(_Run, "_download", broken)
+    monkeypatch.setattr(_Run, "_receive", broken)
     with pytest.raises(BaseExceptionGroup) as caught:
         await download_all(
             [SPECIES], observations=10, workers=2, **options(server, tmp_path / "out", fast_limits)
@@ -73,7 +73,7 @@ async def test_several_deliberate_errors_raise_the_first_as_itself(
             raise StorageError(f"cannot write photo {job.record.photo_id}") from None
         raise StorageError("cannot write: No space left on device")
 
-    monkeypatch.setattr(_Run, "_download", full)
+    monkeypatch.setattr(_Run, "_receive", full)
     with pytest.raises(StorageError, match="No space left") as caught:
         await download_all(
             [SPECIES], observations=10, workers=2, **options(server, tmp_path / "out", fast_limits)

@@ -151,11 +151,12 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> Downloads:
     state = Downloads(0.2)
 
     async def download(self: _Run, job: _Job) -> None:
+        # Done and recorded here: nothing is left for the worker to save.
         await asyncio.sleep(state.seconds)
         self.store.mark_done(job.record, f"{job.record.photo_id}.jpg", 1, "0" * 64)
         job.species.result.photos_downloaded += 1
 
-    monkeypatch.setattr(_Run, "_download", download)
+    monkeypatch.setattr(_Run, "_receive", download)
     return state
 
 
