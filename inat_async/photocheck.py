@@ -16,6 +16,11 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+# Pillow loads its JPEG, PNG and GIF readers at the first image it opens: that is an
+# import of several modules (tens of milliseconds), which must not happen on the event
+# loop in the middle of a run (photos are checked there). Load them with this module.
+Image.preinit()
+
 #: Bytes of a file's tail kept for the completeness check.
 TAIL_BYTES = 64
 
