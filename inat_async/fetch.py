@@ -28,6 +28,7 @@ import os
 import random
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar
@@ -202,6 +203,7 @@ class PhotoFetcher:
         base_timeout: float = BASE_TIMEOUT,
         min_rate: float = MIN_RATE,
         max_retry_after: float = MAX_PHOTO_RETRY_AFTER,
+        executor: Executor | None = None,
     ) -> None:
         self._session = session
         self._limits = limits
@@ -213,6 +215,8 @@ class PhotoFetcher:
         self._base_timeout = base_timeout
         self._min_rate = min_rate
         self._max_retry_after = max_retry_after
+        #: The threads of the file work (see :mod:`inat_async.disk`); None: the loop's own.
+        self._executor = executor
         self._rng = random.Random()
         # A running mean of real sizes makes reservations close to the truth.
         self._mean = float(estimate)
@@ -237,7 +241,7 @@ class PhotoFetcher:
         last: PhotoError | None = None
         for attempt in range(self._retry.attempts):
             reservation = await self._limits.reserve(self.estimate, on_wait=self._on_wait)
-            body = _Body(part, self._files)
+            body = _Body(part, self._files, self._executor)
             try:
                 await self._receive(url, body, reservation)
                 received = await body.ready(target)
@@ -351,11 +355,14 @@ class _Body:
         "_tail",
         "buffered",
         "content_type",
+        "executor",
         "file",
         "received",
     )
 
-    def __init__(self, part: Path, files: PhotoFiles) -> None:
+    def __init__(self, part: Path, files: PhotoFiles, executor: Executor | None = None) -> None:
+        #: The threads that do the file work (None: the loop's default executor).
+        self.executor = executor
         self.content_type = ""
         self.received = 0
         self.buffered = 0
@@ -376,7 +383,7 @@ class _Body:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def flush(self) -> None:
-        await _hop(self.file.write, self._take())
+        await _off_loop(self.file.write, self._take(), executor=self.executor)
 
     async def ready(self, target: Callable[[str], Path]) -> Received:
         """The whole body, checked: a body still in memory is checked here, on the loop
@@ -386,7 +393,12 @@ class _Body:
         final = target(self.content_type)
         if self.file.opened:
             size, sha256 = await _off_loop(
-                self.file.finish, self._take(), final, self._tail, self.content_type
+                self.file.finish,
+                self._take(),
+                final,
+                self._tail,
+                self.content_type,
+                executor=self.executor,
             )
             return Received(self, Fetched(final, self.received, sha256, self.content_type, size))
         data = self._take()
@@ -397,7 +409,7 @@ class _Body:
         """Close and delete the part file, off the loop. It runs even if the task is cancelled
         while waiting, and after any write still running (see :class:`_PartFile`)."""
         self._chunks = []
-        future = asyncio.get_running_loop().run_in_executor(None, self.file.discard)
+        future = asyncio.get_running_loop().run_in_executor(self.executor, self.file.discard)
         await asyncio.shield(future)
 
 
@@ -425,7 +437,10 @@ class Received:
             return self._fetched
         data, self._data = self._data, b""
         try:
-            sha256 = await _off_loop(self._body.file.save, data, self._fetched.path)
+            body = self._body
+            sha256 = await _off_loop(
+                body.file.save, data, self._fetched.path, executor=body.executor
+            )
         except BaseException:
             await self._body.discard()
             raise
@@ -542,12 +557,8 @@ def _call(fn: Callable[..., _T], *args: object) -> _T:
     return fn(*args)
 
 
-#: One hop to the loop's default executor, through aiofiles' public wrapper.
+#: One hop to a thread, through aiofiles' public wrapper (``executor=`` picks the threads).
 _off_loop = aiofiles.os.wrap(_call)
-
-
-async def _hop(fn: Callable[..., None], *args: object) -> None:
-    await _off_loop(fn, *args)
 
 
 def _check_status(response: aiohttp.ClientResponse, max_retry_after: float) -> None:

@@ -39,6 +39,7 @@ import aiohttp
 
 from .api import InatClient
 from .backlog import Backlog
+from .disk import DiskThreads
 from .errors import InatError, LimitsError, StorageError, redact
 from .events import (
     EventCallback,
@@ -342,6 +343,8 @@ class _Run:
         self.store = store
         self.layout = Layout(settings.out_dir)
         self.emit = on_event
+        #: The threads of the photos' file work, this run's own (see :mod:`.disk`).
+        self.disk = DiskThreads()
         self.source: Source = source or ApiSource(
             InatClient(
                 session,
@@ -360,6 +363,7 @@ class _Run:
             estimate=TYPICAL_BYTES[settings.query.size],
             files=files,
             max_bytes=MAX_PHOTO_BYTES[settings.query.size],
+            executor=self.disk,
         )
         #: The species opened so far, in the list's order.
         self.species: list[_Species] = []
@@ -395,6 +399,9 @@ class _Run:
                 if not species.finished:
                     with contextlib.suppress(InatError):
                         await self._finish(species, emit=False)
+            # Every save was awaited (a cancelled one waits for its thread's work):
+            # the threads are idle and end at once.
+            self.disk.shutdown(wait=False)
         result = RunResult([species.result for species in self.species])
         self.emit(RunFinished(result))
         return result
