@@ -98,10 +98,11 @@ class CsvWriter:
         consistent state of the store."""
         metadata, photos = self.outputs(species)
         _write_csv(metadata, METADATA_COLUMNS, store.observation_rows(species))
+        size = self._size
         _write_csv(
             photos,
             PHOTO_COLUMNS,
-            (photo_row(record, self._size) for record in store.iter_photos(species)),
+            (photo_row(record, size) for record in store.iter_photos(species)),
         )
 
 
@@ -156,15 +157,28 @@ def photo_row(record: PhotoRecord, size: str) -> dict[str, Any]:
     }
 
 
+#: The types :func:`csv_cell` changes (a call per cell is a large part of the cost).
+_CONVERTED = frozenset({type(None), bool})
+
+
 def _write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str, Any]]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = create_temporary(path)
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
+                writer = csv.writer(handle)
+                writer.writerow(columns)
+                # Lists in the columns' order: a DictWriter costs more per row, and a
+                # species can have 150,000 photos. (A row stored by an older version may
+                # lack a later column: its cell is empty.)
+                writer.writerows(
+                    [
+                        v if v.__class__ not in _CONVERTED else csv_cell(v)
+                        for v in map(row.get, columns)
+                    ]
+                    for row in rows
+                )
             tmp.replace(path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
