@@ -1,14 +1,22 @@
-"""The disk threads: one thread, more only when work waits long (a slow disk)."""
+"""The disk threads: one thread, more only when work waits long (a slow disk); in a run,
+saves overlap the next download and the threads end with the run."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
+from pathlib import Path
 
 import pytest
+from support import FAST_RETRY
 
+from inat_async import download_species
 from inat_async.disk import DiskThreads
+from inat_async.fetch import PhotoFiles
+from inat_async.limits import LimitSettings
+from inat_async.testing import FakeInatServer
+from inat_async.testing.log import RequestRecord
 
 
 class Clock:
@@ -115,3 +123,70 @@ def test_shutdown_can_drop_queued_work(clock: Clock) -> None:
 def test_at_least_one_thread() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         DiskThreads(max_threads=0)
+
+
+# -- in a run ---------------------------------------------------------------------------------
+
+
+class HeldRename(PhotoFiles):
+    """Holds the first photo's rename (its save) until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.released_in_time: bool | None = None
+
+    def replace(self, source: Path, target: Path) -> None:
+        if self.released_in_time is None:
+            self.released_in_time = self.release.wait(timeout=5)
+        super().replace(source, target)
+
+
+async def test_a_worker_fetches_its_next_photo_while_the_last_one_is_saved(
+    server: FakeInatServer,
+    tmp_path: Path,
+    fast_limits: LimitSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One worker: its second photo is asked for while the first one's save is held."""
+    files = HeldRename()
+    log_open = server.log.open
+
+    def open_record(record: RequestRecord) -> RequestRecord:
+        opened = log_open(record)
+        if len(server.log.records("photo")) == 2:  # the second photo is asked for
+            files.release.set()
+        return opened
+
+    monkeypatch.setattr(server.log, "open", open_record)
+    result = await download_species(
+        "Apis mellifera",
+        observations=3,
+        workers=1,
+        files=files,
+        api_url=server.api_url,
+        out_dir=tmp_path / "out",
+        limits=fast_limits,
+        retry=FAST_RETRY,
+    )
+    assert files.released_in_time is True
+    assert result.ok and result.photos_downloaded >= 2
+    assert not server.log.refetched_photos()
+
+
+async def test_the_disk_threads_end_with_the_run(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    result = await download_species(
+        "Apis mellifera",
+        observations=5,
+        workers=4,
+        api_url=server.api_url,
+        out_dir=tmp_path / "out",
+        limits=fast_limits,
+        retry=FAST_RETRY,
+    )
+    assert result.photos_downloaded > 0
+    disk = [t for t in threading.enumerate() if t.name.startswith("inat-async-disk-")]
+    for thread in disk:
+        thread.join(timeout=5)
+    assert not [t for t in disk if t.is_alive()]
