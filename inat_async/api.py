@@ -289,7 +289,8 @@ def _json_body(data: bytes, charset: str | None, *, valid: Callable[[Any], bool]
     """The JSON an answer holds, read as text in its charset; retried if not ``valid``."""
     try:
         body = json.loads(_text(data, charset))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: arrays or objects nested deeper than the parser goes.
         raise _Retryable("the answer was not JSON", bad_shape=True) from exc
     if not valid(body):
         raise _Retryable("the answer did not have the expected shape", bad_shape=True)

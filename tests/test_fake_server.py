@@ -429,6 +429,7 @@ async def test_range_and_head(
         (FaultKind.S3_XML, 403, "application/xml"),
         (FaultKind.MALFORMED_JSON, 200, "application/json"),
         (FaultKind.WRONG_SHAPE, 200, "application/json"),
+        (FaultKind.DEEP_JSON, 200, "application/json"),
     ],
 )
 async def test_api_faults_answer_once_then_recover(
@@ -448,6 +449,9 @@ async def test_api_faults_answer_once_then_recover(
             assert response.headers["Retry-After"] == "1"
         if content_type != "application/json" or kind is FaultKind.MALFORMED_JSON:
             with pytest.raises(ValueError, match=r".+"):
+                json.loads(text)
+        elif kind is FaultKind.DEEP_JSON:
+            with pytest.raises(RecursionError):
                 json.loads(text)
         elif kind is FaultKind.WRONG_SHAPE:
             assert "results" not in json.loads(text)

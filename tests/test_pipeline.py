@@ -178,6 +178,25 @@ async def test_faults_are_retried_and_missing_photos_reported(
     assert not list((out / "Apis_mellifera_images").glob(".*.part"))
 
 
+async def test_json_nested_past_the_parser_is_not_json_retried_then_an_api_error(
+    server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
+) -> None:
+    """A page nested deeper than any parser goes (json raises RecursionError) is an answer
+    that is not JSON: retried, and when it keeps coming, the species' one-line error."""
+    server.faults.fail_api(FaultKind.DEEP_JSON, path="/v1/observations", times=1)
+    once = await download_species(
+        "Apis mellifera", observations=5, **run_options(server, tmp_path / "once", fast_limits)
+    )
+    assert once.ok and once.photos_downloaded > 0
+
+    server.faults.fail_api(FaultKind.DEEP_JSON, path="/v1/observations", times=None)
+    always = await download_species(
+        "Apis mellifera", observations=5, **run_options(server, tmp_path / "always", fast_limits)
+    )
+    assert always.error is not None and not always.ok
+    assert "not JSON" in always.error and "internal" not in always.error
+
+
 async def test_a_photo_that_keeps_failing_is_recorded_and_the_run_goes_on(
     server: FakeInatServer, tmp_path: Path, fast_limits: LimitSettings
 ) -> None:

@@ -46,6 +46,9 @@ class FaultKind(StrEnum):
     """HTTP 200, application/json, complete Content-Length, but the JSON does not parse."""
     WRONG_SHAPE = "wrong_shape"
     """HTTP 200 with valid JSON that is not a result page (no ``results`` list)."""
+    DEEP_JSON = "deep_json"
+    """HTTP 200, a result page whose ``results`` nest arrays deeper than any JSON parser's
+    recursion limit (hostile or broken: Python's ``json`` raises ``RecursionError``)."""
     STALL = "stall"
     """Wait ``delay`` seconds, then answer normally: for client timeouts."""
     ENDLESS = "endless"

@@ -110,6 +110,10 @@ def spoiled(rule: FaultRule, kind: str, path: str, genuine: Reply) -> Reply:
             return Reply(rule.status or 200, cut, JSON)
         case FaultKind.WRONG_SHAPE:
             return json_reply({"status": "ok", "message": "maintenance"}, rule.status or 200)
+        case FaultKind.DEEP_JSON:
+            depth = 100_000
+            nested = b'{"results": ' + b"[" * depth + b"]" * depth + b"}"
+            return Reply(rule.status or 200, nested, JSON)
         case FaultKind.REDIRECT:
             body = html_page(rule.status or 302, "302 Found", "Moved.")
             return replace(body, headers={"Location": rule.location or path})
