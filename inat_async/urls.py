@@ -115,8 +115,9 @@ def photo_session(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
     """A session for photo hosts over ``session``'s connector, without its credentials.
 
     The photo hosts are other hosts than the API in production (a CDN, S3): a token in
-    the caller's session headers must not travel there. Close the returned session
-    when done; the connector stays the caller's.
+    the caller's session headers must not travel there. The caller's trace configs do
+    (its metrics or logs see every request). Close the returned session when done; the
+    connector stays the caller's.
     """
     headers = {key: value for key, value in session.headers.items() if key.lower() in PHOTO_HEADERS}
     return aiohttp.ClientSession(
@@ -126,4 +127,5 @@ def photo_session(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=session.timeout,
         trust_env=session.trust_env,
+        trace_configs=list(session.trace_configs),
     )

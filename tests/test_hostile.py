@@ -299,7 +299,16 @@ async def test_a_callers_credentials_go_to_the_api_only(
 ) -> None:
     """The API is reached as localhost, photos on 127.0.0.1: two hosts, as in production."""
     secret = {"Authorization": "Bearer tok-123", "Cookie": "session=abc", "User-Agent": "lab/1"}
-    async with aiohttp.ClientSession(headers=secret) as session:
+    traced: list[str] = []
+
+    async def on_request_start(
+        session: aiohttp.ClientSession, context: object, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        traced.append(params.url.path)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    async with aiohttp.ClientSession(headers=secret, trace_configs=[trace]) as session:
         options = run_options(server, tmp_path / "out", fast_limits, observations=3)
         options["api_url"] = f"http://localhost:{server.port}/v1"
         result = await download_all(["Apis mellifera"], session=session, **options)
@@ -311,6 +320,8 @@ async def test_a_callers_credentials_go_to_the_api_only(
     assert api and all(r.authorization == "Bearer tok-123" for r in api)
     assert photos and all(r.authorization is None and r.cookie is None for r in photos)
     assert {r.user_agent for r in records} == {"lab/1"}
+    # The caller's tracing sees every request, photos included.
+    assert sorted(traced) == sorted(r.path for r in records)
 
 
 # -- the output folder: one writer, no silent restart -----------------------------------------
