@@ -940,9 +940,16 @@ def main() -> int:
     print()
     print(markdown_table(rows))
     print()
+    indicative = {"a"} if args.quick else set()
     for name, ok, text in checks:
-        print(f"({name}) {'PASS' if ok else 'FAIL'}  {text}")
-    return 0 if all(ok for _, ok, _ in checks) else 1
+        verdict = "INFO" if name in indicative else ("PASS" if ok else "FAIL")
+        print(f"({name}) {verdict}  {text}")
+    if indicative:
+        print(
+            "(INFO: --quick's latency jobs last 3 s, where a run's fixed costs of 60-100 ms "
+            "weigh as much as the margin of (a); the full run judges it)"
+        )
+    return 0 if all(ok for name, ok, _ in checks if name not in indicative) else 1
 
 
 if __name__ == "__main__":
