@@ -769,6 +769,10 @@ def parse_search_url(url: str) -> UrlSelection:
         pairs.pop(key, None)
     if pairs.pop("photos", "true") not in ("true", "any"):
         raise UsageError("the search URL: observations without photos have nothing to download")
-    search = [(k, v) for k, v in pairs.items() if k not in _VIEW_KEYS and v]
+    # The website writes "any" for a filter it does not apply (its explore page links to
+    # ?place_id=any&verifiable=any...): no filter, not a place named "any".
+    search = [
+        (k, v) for k, v in pairs.items() if k not in _VIEW_KEYS and v and v.casefold() != "any"
+    ]
     filters = FilterRequest().merged(search, source="the search URL")
     return UrlSelection(filters, tuple(taxon_ids), taxon_names, quality, license_)

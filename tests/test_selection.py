@@ -157,6 +157,13 @@ def test_search_urls() -> None:
         "https://api.inaturalist.org/v1/observations?taxon_name=Apis%20mellifera"
     )
     assert api.taxon_names == ("Apis mellifera",) and not api.taxon_ids
+    # The website's own "no filter": its explore links say place_id=any, captive=any...
+    unfiltered = parse_search_url(
+        "https://www.inaturalist.org/observations?place_id=any&taxon_id=47219"
+        "&verifiable=any&captive=any&quality_grade=any&photos=any"
+    )
+    assert unfiltered.filters == FilterRequest()
+    assert unfiltered.taxon_ids == (47219,) and unfiltered.quality == "any"
     for bad in (
         "https://www.inaturalist.org/observations/12345",
         "https://www.inaturalist.org/taxa/47219",
