@@ -21,7 +21,8 @@ from ..verify import FileProblem, verify_dataset
 from ..writers.exportstate import ExportState
 from ..writers.img2dataset import BUCKET_URL, REFUSED_REASON, check_bucket_url, write_img2dataset
 from ..writers.img2dataset import FILE as IMG2DATASET_FILE
-from .app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _fail, app, out_option
+from .app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _fail, app
+from .params import out_option
 from .views import count, human_bytes
 
 EXPORT_EPILOG = """\
