@@ -419,16 +419,13 @@ class Received:
 
     __slots__ = ("_body", "_data", "_fetched", "_saved")
 
-    def __init__(self, body: _Body, fetched: Fetched, *, data: bytes = b"") -> None:
+    def __init__(self, body: _Body, fetched: Fetched, *, data: bytes | None = None) -> None:
         self._body = body
-        self._data = data
+        self._data = data or b""
         self._fetched = fetched
-        #: A long body is saved on arrival (checked from its file, in the hop of its rename).
-        self._saved = not data
-
-    @property
-    def path(self) -> Path:
-        return self._fetched.path
+        #: A long body is saved on arrival (checked from its file, in the hop of its rename):
+        #: it comes without ``data``.
+        self._saved = data is None
 
     async def save(self) -> Fetched:
         """Write the photo under its final name; on any failure or cancellation no file of
