@@ -157,10 +157,6 @@ def photo_row(record: PhotoRecord, size: str) -> dict[str, Any]:
     }
 
 
-#: The types :func:`csv_cell` changes (a call per cell is a large part of the cost).
-_CONVERTED = frozenset({type(None), bool})
-
-
 def _write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str, Any]]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,13 +168,7 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str,
                 # Lists in the columns' order: a DictWriter costs more per row, and a
                 # species can have 150,000 photos. (A row stored by an older version may
                 # lack a later column: its cell is empty.)
-                writer.writerows(
-                    [
-                        v if v.__class__ not in _CONVERTED else csv_cell(v)
-                        for v in map(row.get, columns)
-                    ]
-                    for row in rows
-                )
+                writer.writerows([csv_cell(row.get(c)) for c in columns] for row in rows)
             tmp.replace(path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
