@@ -75,6 +75,7 @@ from .resume import (
     PhotoRecord,
     ResumeStore,
     StatusBatch,
+    StatusChange,
     done_change,
     failed_change,
     reconcile,
@@ -745,43 +746,35 @@ class _Run:
         return None
 
     async def _save(self, job: _Job, received: Received) -> None:
-        species, record = job.species, job.record
         try:
-            try:
-                fetched = await received.save()
-            except PhotoError as exc:
-                url = photo_url_for_size(record.url, self.settings.query.size)
-                await self._failed(job, url, exc)
-            else:
-                self.statuses.add(
-                    done_change(
-                        record, fetched.path.name, fetched.bytes, fetched.sha256, fetched.dimensions
-                    )
-                )
-                if self.statuses.due:
-                    await self.statuses.flush()
-                species.result.photos_downloaded += 1
-                species.result.bytes += fetched.bytes
-                self.emit(
-                    PhotoDownloaded(
-                        species.name,
-                        record.observation_id,
-                        record.photo_id,
-                        fetched.path,
-                        fetched.bytes,
-                    )
-                )
+            await self._saved(job, received)
         finally:
-            species.outstanding -= 1
+            job.species.outstanding -= 1
         # Only after a photo is settled: a cancelled or failed download leaves its
         # species to the run's own clean-up, which cannot hide the stop or the error.
-        await self._maybe_finish(species)
+        await self._maybe_finish(job.species)
+
+    async def _saved(self, job: _Job, received: Received) -> None:
+        """Save the photo, then record it as done (or as failed)."""
+        species, record = job.species, job.record
+        try:
+            fetched = await received.save()
+        except PhotoError as exc:
+            await self._failed(job, photo_url_for_size(record.url, self.settings.query.size), exc)
+            return
+        name, nbytes = fetched.path.name, fetched.bytes
+        await self._record(done_change(record, name, nbytes, fetched.sha256, fetched.dimensions))
+        species.result.photos_downloaded += 1
+        species.result.bytes += fetched.bytes
+        self.emit(
+            PhotoDownloaded(
+                species.name, record.observation_id, record.photo_id, fetched.path, fetched.bytes
+            )
+        )
 
     async def _failed(self, job: _Job, url: str, exc: PhotoError) -> None:
         record = job.record
-        self.statuses.add(failed_change(record, exc.reason, missing=exc.missing))
-        if self.statuses.due:
-            await self.statuses.flush()
+        await self._record(failed_change(record, exc.reason, missing=exc.missing))
         self.emit(
             PhotoFailed(
                 job.species.name,
@@ -792,6 +785,12 @@ class _Run:
                 exc.missing,
             )
         )
+
+    async def _record(self, change: StatusChange) -> None:
+        """One photo's status, committed with its batch."""
+        self.statuses.add(change)
+        if self.statuses.due:
+            await self.statuses.flush()
 
     # -- finishing ----------------------------------------------------------------------------
 
